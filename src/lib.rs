@@ -1,0 +1,12 @@
+//! mp-gateway: LinksField's MP wholesale REST API as a typed gRPC service.
+
+pub mod proto {
+    //! Code generated from `proto/linksfield/mp/v1`.
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("linksfield.mp.v1");
+
+    /// The encoded descriptor set of our protos, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("mp_v1_descriptor");
+}
+
+pub mod mp;
