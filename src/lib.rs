@@ -9,4 +9,6 @@ pub mod proto {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("mp_v1_descriptor");
 }
 
+pub mod domain;
 pub mod mp;
+pub mod tls;

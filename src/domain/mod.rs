@@ -1,0 +1,54 @@
+//! Values that can only hold what MP and our callers may rely on.
+//! Each type parses its raw input once; a bad value is a [`FieldViolation`].
+
+mod activation_code;
+mod callback_url;
+mod iccid;
+mod order_code;
+mod price;
+mod request_id;
+
+pub use activation_code::ActivationCode;
+pub use callback_url::CallbackUrl;
+pub use iccid::Iccid;
+pub use order_code::OrderCode;
+pub use price::Price;
+pub use request_id::RequestId;
+
+/// One bad field of a request, reported to the caller as a `BadRequest` violation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The proto field name, e.g. `iccid`.
+    pub field: &'static str,
+    /// What is wrong, in words the caller can act on.
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            field,
+            description: description.into(),
+        }
+    }
+}
+
+/// Collects the violations of a whole request, so the caller hears of all of them at once.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    /// Keeps `Ok` values and records `Err`s.
+    pub fn check<T>(&mut self, parsed: Result<T, FieldViolation>) -> Option<T> {
+        parsed.map_err(|violation| self.0.push(violation)).ok()
+    }
+
+    /// `Ok(())` when nothing was recorded.
+    pub fn finish(self) -> Result<(), Vec<FieldViolation>> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.0)
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! The HTTP client for MP: builds, signs and sends each call, then reads
+//! MP's envelope. One method per MP endpoint.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Serialize, de::DeserializeOwned};
+use url::Url;
+
+use super::decode::{self, CreatedOrder, MpClock, TopUp};
+use super::signing::{self, SigningInput};
+use super::{MpError, wire};
+use crate::domain::{CallbackUrl, Iccid, OrderCode, Price, RequestId};
+use crate::proto;
+
+/// MP's REST endpoints, by the names MP's document gives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    ProductList,
+    ActivationCode,
+    TopUp,
+    QueryOrderStatus,
+    SwitchOrder,
+    QueryTraffic,
+    QueryHistoryDailyTraffic,
+    SaveAlarmCallbackInterface,
+}
+
+impl Endpoint {
+    /// The path below the MP host.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::ProductList => "/mp-api/api/esim/v2/productList",
+            Self::ActivationCode => "/mp-api/api/esim/v2/activationCode",
+            Self::TopUp => "/mp-api/api/esim/v2/topUp",
+            Self::QueryOrderStatus => "/mp-api/api/esim/queryOrderStatus",
+            Self::SwitchOrder => "/mp-api/api/esim/switchOrder",
+            Self::QueryTraffic => "/mp-api/api/esim/queryTraffic",
+            Self::QueryHistoryDailyTraffic => "/mp-api/api/esim/v2/queryHistoryDailyTraffic",
+            Self::SaveAlarmCallbackInterface => "/mp-api/api/esim/saveAlarmCallbackInterface",
+        }
+    }
+
+    /// The path without the common prefix, e.g. `v2/topUp`; used in logs and metrics.
+    pub fn name(self) -> &'static str {
+        self.path().trim_start_matches("/mp-api/api/esim/")
+    }
+}
+
+/// How to reach and authenticate with MP.
+#[derive(Debug, Clone)]
+pub struct MpClientConfig {
+    pub base_url: Url,
+    pub access_key: String,
+    pub secret_key: SecretString,
+    /// Upper bound of one call; a caller's shorter deadline wins.
+    pub timeout: Duration,
+    pub clock: MpClock,
+}
+
+/// One gRPC call's view of an MP call: its request id and how long the caller waits.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub request_id: &'a RequestId,
+    /// What is left of the caller's deadline, if it set one.
+    pub deadline: Option<Duration>,
+}
+
+/// A new order, as validated from a CreateOrder request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    pub product_id: u64,
+    pub goods_id: Option<u64>,
+    pub order_quantity: Option<u32>,
+    pub iccid: Option<Iccid>,
+    pub price: Option<Price>,
+    pub activate: Option<bool>,
+}
+
+/// MP's `switchButton` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwitchButton {
+    On,
+    Suspend,
+    Restart,
+    Off,
+}
+
+impl SwitchButton {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::On => "ON",
+            Self::Suspend => "SUSPEND",
+            Self::Restart => "RESTART",
+            Self::Off => "OFF",
+        }
+    }
+}
+
+/// A cheap-to-clone client for MP's REST API.
+#[derive(Debug, Clone)]
+pub struct MpClient {
+    http: reqwest::Client,
+    config: MpClientConfig,
+}
+
+impl MpClient {
+    pub fn new(config: MpClientConfig) -> Result<Self, MpError> {
+        crate::tls::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(60))
+            .connect_timeout(config.timeout)
+            .build()
+            .map_err(|e| MpError::Unreachable(format!("cannot build HTTP client: {e}")))?;
+        Ok(Self { http, config })
+    }
+
+    pub async fn product_list(&self, call: Call<'_>) -> Result<Vec<proto::Product>, MpError> {
+        let env: wire::Envelope<Vec<wire::ProductRow>> =
+            self.get(Endpoint::ProductList, &[], call).await?;
+        env.data
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|row| row.product_id.is_some() || row.goods_id.is_some())
+            .map(decode::product)
+            .collect()
+    }
+
+    pub async fn create_order(
+        &self,
+        order: &NewOrder,
+        call: Call<'_>,
+    ) -> Result<CreatedOrder, MpError> {
+        let price = order
+            .price
+            .as_ref()
+            .map(|p| serde_json::value::RawValue::from_string(p.as_str().to_owned()))
+            .transpose()
+            .map_err(|e| MpError::Malformed(format!("price is not a JSON number: {e}")))?;
+        let body = wire::ActivationCodeBody {
+            goods_id: order.goods_id,
+            product_id: order.product_id,
+            order_quantity: order.order_quantity,
+            iccid: order.iccid.as_ref().map(Iccid::as_str),
+            price,
+            activate_flag: order.activate.map(|yes| if yes { "yes" } else { "no" }),
+            request_id: call.request_id.as_str(),
+        };
+        let env = self.post(Endpoint::ActivationCode, &body, call).await?;
+        decode::created_order(env.data)
+    }
+
+    pub async fn top_up(&self, order_code: &OrderCode, call: Call<'_>) -> Result<TopUp, MpError> {
+        let body = wire::TopUpBody {
+            order_code: order_code.as_str(),
+            request_id: call.request_id.as_str(),
+        };
+        let env = self.post(Endpoint::TopUp, &body, call).await?;
+        decode::top_up(env.data)
+    }
+
+    pub async fn order_status(
+        &self,
+        order_code: &OrderCode,
+        call: Call<'_>,
+    ) -> Result<Vec<proto::OrderPackage>, MpError> {
+        let env: wire::Envelope<Vec<wire::OrderStatusRow>> = self
+            .get(
+                Endpoint::QueryOrderStatus,
+                &[("orderCode", order_code.as_str())],
+                call,
+            )
+            .await?;
+        decode::non_null_rows(env.data, wire::OrderStatusRow::is_null)?
+            .into_iter()
+            .map(|row| decode::order_package(row, self.config.clock))
+            .collect()
+    }
+
+    pub async fn switch_order(
+        &self,
+        order_code: &OrderCode,
+        button: SwitchButton,
+        call: Call<'_>,
+    ) -> Result<(), MpError> {
+        let body = wire::SwitchOrderBody {
+            order_code: order_code.as_str(),
+            switch_button: button.as_str(),
+            request_id: call.request_id.as_str(),
+        };
+        let _: wire::Envelope<serde_json::Value> =
+            self.post(Endpoint::SwitchOrder, &body, call).await?;
+        Ok(())
+    }
+
+    pub async fn traffic(
+        &self,
+        order_code: &OrderCode,
+        call: Call<'_>,
+    ) -> Result<Vec<proto::PackageTraffic>, MpError> {
+        let env: wire::Envelope<Vec<wire::TrafficRow>> = self
+            .get(
+                Endpoint::QueryTraffic,
+                &[("orderCode", order_code.as_str())],
+                call,
+            )
+            .await?;
+        decode::non_null_rows(env.data, wire::TrafficRow::is_null)?
+            .into_iter()
+            .map(|row| decode::package_traffic(row, self.config.clock))
+            .collect()
+    }
+
+    pub async fn daily_traffic(
+        &self,
+        order_code: &OrderCode,
+        call: Call<'_>,
+    ) -> Result<proto::GetDailyTrafficResponse, MpError> {
+        let env: wire::Envelope<wire::DailyTrafficData> = self
+            .get(
+                Endpoint::QueryHistoryDailyTraffic,
+                &[("orderCode", order_code.as_str())],
+                call,
+            )
+            .await?;
+        decode::daily_traffic(env.data, self.config.clock)
+    }
+
+    /// Registers `url` as the reseller's alarm callback; returns the URL MP stored.
+    pub async fn save_alarm_callback(
+        &self,
+        reseller_code: &str,
+        url: &CallbackUrl,
+        call: Call<'_>,
+    ) -> Result<String, MpError> {
+        let body = wire::SaveCallbackBody {
+            reseller_code,
+            http_method: "POST",
+            http_url: url.as_str(),
+            request_id: call.request_id.as_str(),
+        };
+        let env: wire::Envelope<serde_json::Value> = self
+            .post(Endpoint::SaveAlarmCallbackInterface, &body, call)
+            .await?;
+        Ok(match env.data {
+            Some(serde_json::Value::String(stored)) => stored,
+            _ => url.as_str().to_owned(),
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        params: &[(&str, &str)],
+        call: Call<'_>,
+    ) -> Result<wire::Envelope<T>, MpError> {
+        let mut query = params.to_vec();
+        query.push(("requestId", call.request_id.as_str()));
+        self.send(endpoint, Method::GET, &query, None, call).await
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        body: &B,
+        call: Call<'_>,
+    ) -> Result<wire::Envelope<T>, MpError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| MpError::Malformed(format!("cannot encode request: {e}")))?;
+        self.send(endpoint, Method::POST, &[], Some(body), call)
+            .await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        query: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+        call: Call<'_>,
+    ) -> Result<wire::Envelope<T>, MpError> {
+        let timeout = call
+            .deadline
+            .map_or(self.config.timeout, |d| d.min(self.config.timeout));
+        let canonical_query = signing::canonical_query(query.iter().copied());
+        let mut url = self.config.base_url.clone();
+        let path = format!("{}{}", url.path().trim_end_matches('/'), endpoint.path());
+        url.set_path(&path);
+        url.set_query(
+            Some(&canonical_query)
+                .filter(|q| !q.is_empty())
+                .map(String::as_str),
+        );
+        let signature = SigningInput {
+            method: method.as_str(),
+            path: &path,
+            canonical_query: &canonical_query,
+            access_key: &self.config.access_key,
+            date: None,
+            signed_headers: signing::MP_SIGNED_HEADER_VALUES,
+        }
+        .signature(self.config.secret_key.expose_secret().as_bytes());
+
+        let mut request = self
+            .http
+            .request(method, url)
+            .timeout(timeout)
+            .header("X-HMAC-ACCESS-KEY", &self.config.access_key)
+            .header("X-HMAC-ALGORITHM", signing::ALGORITHM)
+            .header("X-HMAC-SIGNED-HEADERS", signing::SIGNED_HEADERS)
+            .header("X-HMAC-SIGNATURE", signature)
+            .header("Accept-Language", signing::ACCEPT_LANGUAGE)
+            .header("Content-Type", signing::CONTENT_TYPE);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                MpError::Timeout(timeout)
+            } else {
+                MpError::Unreachable(error_chain(&e))
+            }
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(MpError::AuthFailed);
+        }
+        if !status.is_success() {
+            return Err(MpError::HttpStatus(status.as_u16()));
+        }
+        let bytes = response.bytes().await.map_err(transport)?;
+        let envelope: wire::Envelope<T> = serde_json::from_slice(&bytes)
+            .map_err(|e| MpError::Malformed(format!("{e}; body starts {:?}", snippet(&bytes))))?;
+        if envelope.code != 200 {
+            return Err(MpError::Business {
+                code: envelope.code,
+                msg: envelope.msg.unwrap_or_default(),
+            });
+        }
+        Ok(envelope)
+    }
+}
+
+/// reqwest's top-level message hides the cause ("error sending request"); keep the chain.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn snippet(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(80)]).into_owned()
+}

@@ -1,0 +1,333 @@
+//! MP's loosely typed rows into our typed messages. Anything unexpected is
+//! [`MpError::Malformed`], never a panic; all-null rows are [`MpError::NullData`].
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone};
+use prost_types::Timestamp;
+
+use super::{MpError, wire};
+use crate::domain::ActivationCode;
+use crate::proto;
+
+/// What `v2/activationCode` created.
+#[derive(Debug, Clone)]
+pub struct CreatedOrder {
+    pub order_code: String,
+    pub iccid: String,
+    pub activation_code: ActivationCode,
+}
+
+/// What `v2/topUp` did.
+#[derive(Debug, Clone)]
+pub struct TopUp {
+    pub order_code: String,
+    pub renew_period: u32,
+}
+
+/// Reads MP's wall-clock times (`2025-03-07 17:11:21`), which carry no zone.
+#[derive(Debug, Clone, Copy)]
+pub struct MpClock {
+    pub zone: FixedOffset,
+}
+
+impl MpClock {
+    pub fn timestamp(&self, field: &str, raw: Option<&str>) -> Result<Option<Timestamp>, MpError> {
+        let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        let parsed = NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S")
+            .ok()
+            .and_then(|naive| self.zone.from_local_datetime(&naive).single())
+            .or_else(|| DateTime::parse_from_rfc3339(raw).ok())
+            .ok_or_else(|| malformed(field, raw))?;
+        Ok(Some(Timestamp {
+            seconds: parsed.timestamp(),
+            nanos: 0,
+        }))
+    }
+}
+
+fn malformed(field: &str, raw: &str) -> MpError {
+    MpError::Malformed(format!("{field} = {raw:?}"))
+}
+
+fn parse_num<T: std::str::FromStr>(field: &str, raw: Option<&str>) -> Result<Option<T>, MpError> {
+    raw.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| malformed(field, s)))
+        .transpose()
+}
+
+fn required<T>(field: &str, value: Option<T>) -> Result<T, MpError> {
+    value.ok_or_else(|| MpError::Malformed(format!("{field} is missing")))
+}
+
+/// `"3,4"` → `[3, 4]`.
+pub fn order_quantities(raw: Option<&str>) -> Result<Vec<u32>, MpError> {
+    raw.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| malformed("orderQuantity", s)))
+        .collect()
+}
+
+pub fn product(row: wire::ProductRow) -> Result<proto::Product, MpError> {
+    Ok(proto::Product {
+        goods_id: parse_num("goodsId", row.goods_id.as_deref())?.unwrap_or_default(),
+        goods_name: row.goods_name.unwrap_or_default(),
+        product_id: required(
+            "productId",
+            parse_num("productId", row.product_id.as_deref())?,
+        )?,
+        product_name: row.product_name.unwrap_or_default(),
+        order_quantities: order_quantities(row.order_quantity.as_deref())?,
+        sim_group_code: row.sim_group_code.unwrap_or_default(),
+        sim_group_name: row.sim_group_name.unwrap_or_default(),
+        cover_country: row.cover_country.unwrap_or_default(),
+        cover_country_name: row.cover_country_name.unwrap_or_default(),
+    })
+}
+
+/// MP's `"0".."3"`; anything else is a shape we do not know.
+pub fn order_status(raw: Option<&str>) -> Result<proto::OrderStatus, MpError> {
+    use proto::OrderStatus::*;
+    match raw.map(str::trim) {
+        None | Some("") => Ok(Unspecified),
+        Some("0") => Ok(NotEnabled),
+        Some("1") => Ok(InUse),
+        Some("2") => Ok(Suspended),
+        Some("3") => Ok(Finished),
+        Some(other) => Err(malformed("status", other)),
+    }
+}
+
+/// Fails with [`MpError::NullData`] when MP sent no row with any field set.
+pub fn non_null_rows<T>(
+    rows: Option<Vec<T>>,
+    is_null: impl Fn(&T) -> bool,
+) -> Result<Vec<T>, MpError> {
+    let rows: Vec<T> = rows
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| !is_null(r))
+        .collect();
+    if rows.is_empty() {
+        Err(MpError::NullData)
+    } else {
+        Ok(rows)
+    }
+}
+
+impl wire::OrderStatusRow {
+    pub fn is_null(&self) -> bool {
+        self.eid.is_none()
+            && self.package_code.is_none()
+            && self.status.is_none()
+            && self.actual_start_time.is_none()
+            && self.planned_end_time.is_none()
+    }
+}
+
+impl wire::TrafficRow {
+    pub fn is_null(&self) -> bool {
+        self.eid.is_none()
+            && self.package_code.is_none()
+            && self.package_flow.is_none()
+            && self.package_used_flow.is_none()
+            && self.actual_start_time.is_none()
+            && self.planned_end_time.is_none()
+            && self.cycle.is_none()
+    }
+}
+
+pub fn order_package(
+    row: wire::OrderStatusRow,
+    clock: MpClock,
+) -> Result<proto::OrderPackage, MpError> {
+    Ok(proto::OrderPackage {
+        eid: row.eid.unwrap_or_default(),
+        package_code: row.package_code.unwrap_or_default(),
+        status: order_status(row.status.as_deref())? as i32,
+        actual_start_time: clock.timestamp("actualStartTime", row.actual_start_time.as_deref())?,
+        planned_end_time: clock.timestamp("plannedEndTime", row.planned_end_time.as_deref())?,
+    })
+}
+
+pub fn package_traffic(
+    row: wire::TrafficRow,
+    clock: MpClock,
+) -> Result<proto::PackageTraffic, MpError> {
+    Ok(proto::PackageTraffic {
+        eid: row.eid.unwrap_or_default(),
+        package_code: row.package_code.unwrap_or_default(),
+        total_mb: parse_num("packageFlow", row.package_flow.as_deref())?.unwrap_or_default(),
+        used_mb: parse_num("packageUsedFlow", row.package_used_flow.as_deref())?
+            .unwrap_or_default(),
+        cycle: parse_num("cycle", row.cycle.as_deref())?.unwrap_or_default(),
+        actual_start_time: clock.timestamp("actualStartTime", row.actual_start_time.as_deref())?,
+        planned_end_time: clock.timestamp("plannedEndTime", row.planned_end_time.as_deref())?,
+    })
+}
+
+pub fn daily_traffic(
+    data: Option<wire::DailyTrafficData>,
+    clock: MpClock,
+) -> Result<proto::GetDailyTrafficResponse, MpError> {
+    let data = data.ok_or(MpError::NullData)?;
+    let days = data
+        .daily_traffic
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| d.flow_use_time.is_some() || d.use_flow.is_some())
+        .map(|d| {
+            let date = required("flowUseTime", d.flow_use_time)?;
+            chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
+                .map_err(|_| malformed("flowUseTime", &date))?;
+            Ok(proto::DailyUsage {
+                used_bytes: parse_num("useFlow", d.use_flow.as_deref())?.unwrap_or_default(),
+                date: date.trim().to_owned(),
+            })
+        })
+        .collect::<Result<Vec<_>, MpError>>()?;
+    if data.package_code.is_none()
+        && data.actual_start_time.is_none()
+        && data.planned_end_time.is_none()
+        && days.is_empty()
+    {
+        return Err(MpError::NullData);
+    }
+    Ok(proto::GetDailyTrafficResponse {
+        package_code: data.package_code.unwrap_or_default(),
+        actual_start_time: clock.timestamp("actualStartTime", data.actual_start_time.as_deref())?,
+        planned_end_time: clock.timestamp("plannedEndTime", data.planned_end_time.as_deref())?,
+        days,
+        request_id: String::new(),
+    })
+}
+
+pub fn created_order(data: Option<wire::ActivationData>) -> Result<CreatedOrder, MpError> {
+    let data = data.ok_or(MpError::NullData)?;
+    if data.order_code.is_none() && data.iccid.is_none() && data.qr_code.is_none() {
+        return Err(MpError::NullData);
+    }
+    let qr_code = required("qrCode", data.qr_code)?;
+    let activation_code = ActivationCode::parse(&qr_code)
+        .map_err(|e| MpError::Malformed(format!("qrCode {qr_code:?} {e}")))?;
+    Ok(CreatedOrder {
+        order_code: required("orderCode", data.order_code)?,
+        iccid: required("iccid", data.iccid)?,
+        activation_code,
+    })
+}
+
+pub fn top_up(data: Option<wire::TopUpData>) -> Result<TopUp, MpError> {
+    let data = data.ok_or(MpError::NullData)?;
+    if data.order_code.is_none() && data.renew_period.is_none() {
+        return Err(MpError::NullData);
+    }
+    Ok(TopUp {
+        renew_period: parse_num("renewPeriod", data.renew_period.as_deref())?.unwrap_or_default(),
+        order_code: required("orderCode", data.order_code)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock() -> MpClock {
+        MpClock {
+            zone: FixedOffset::east_opt(8 * 3600).unwrap(),
+        }
+    }
+
+    #[test]
+    fn mp_times_are_read_in_the_configured_zone() {
+        let ts = clock()
+            .timestamp("t", Some("2025-03-07 17:11:21"))
+            .unwrap()
+            .unwrap();
+        // 17:11:21 at +08:00 is 09:11:21 UTC.
+        assert_eq!(ts.seconds, 1_741_338_681);
+        assert_eq!(clock().timestamp("t", None).unwrap(), None);
+        assert!(clock().timestamp("t", Some("yesterday")).is_err());
+    }
+
+    #[test]
+    fn order_quantities_are_split() {
+        assert_eq!(order_quantities(Some("3,4")).unwrap(), vec![3, 4]);
+        assert_eq!(order_quantities(Some("1")).unwrap(), vec![1]);
+        assert_eq!(order_quantities(None).unwrap(), Vec::<u32>::new());
+        assert!(order_quantities(Some("3,x")).is_err());
+    }
+
+    #[test]
+    fn unknown_status_is_malformed_not_a_panic() {
+        assert!(matches!(
+            order_status(Some("7")),
+            Err(MpError::Malformed(_))
+        ));
+        assert_eq!(order_status(Some("1")).unwrap(), proto::OrderStatus::InUse);
+    }
+
+    #[test]
+    fn documented_null_data_is_recognised() {
+        let body = r#"{"code":200,"msg":"Success","data":[{"eid":null,"packageCode":null,"status":null,"actualStartTime":null,"plannedEndTime":null}],"requestId":null}"#;
+        let env: wire::Envelope<Vec<wire::OrderStatusRow>> = serde_json::from_str(body).unwrap();
+        assert!(matches!(
+            non_null_rows(env.data, wire::OrderStatusRow::is_null),
+            Err(MpError::NullData)
+        ));
+    }
+
+    #[test]
+    fn documented_daily_traffic_parses() {
+        let body = r#"{"code":200,"msg":"Success","data":{"packageCode":"LP14230831004073","actualStartTime":"2025-03-07 17:11:21","plannedEndTime":"2025-03-13 23:59:59","dailyTraffic":[{"flowUseTime":"2025-03-07","useFlow":"120000"}]},"requestId":null}"#;
+        let env: wire::Envelope<wire::DailyTrafficData> = serde_json::from_str(body).unwrap();
+        let daily = daily_traffic(env.data, clock()).unwrap();
+        assert_eq!(daily.package_code, "LP14230831004073");
+        assert_eq!(daily.days[0].date, "2025-03-07");
+        assert_eq!(daily.days[0].used_bytes, 120_000);
+    }
+
+    #[test]
+    fn documented_daily_traffic_null_data_is_recognised() {
+        let body = r#"{"code":200,"msg":"Success","data":{"packageCode":null,"actualStartTime":null,"plannedEndTime":null,"dailyTraffic":[{"flowUseTime":null,"useFlow":null}]},"requestId":null}"#;
+        let env: wire::Envelope<wire::DailyTrafficData> = serde_json::from_str(body).unwrap();
+        assert!(matches!(
+            daily_traffic(env.data, clock()),
+            Err(MpError::NullData)
+        ));
+    }
+
+    #[test]
+    fn documented_product_list_parses() {
+        let body = r#"{"code":200,"msg":"Success","data":[{"goodsId":37,"goodsName":"CHINA_Test","productId":6,"orderQuantity":"3,4","productName":"1GB/7days","simGroupCode":"SIMGROUP1706570409388478464","simGroupName":"eSIMGO test group 0926","coverCountry":"460","coverCountryName":"China"}],"requestId":null}"#;
+        let env: wire::Envelope<Vec<wire::ProductRow>> = serde_json::from_str(body).unwrap();
+        let p = product(env.data.unwrap().pop().unwrap()).unwrap();
+        assert_eq!((p.goods_id, p.product_id), (37, 6));
+        assert_eq!(p.order_quantities, vec![3, 4]);
+    }
+
+    #[test]
+    fn documented_traffic_with_nulls_and_string_cycle_parses() {
+        let body = r#"{"code":200,"msg":"Success","data":[{"eid":null,"packageCode":"LP14230831004073","packageFlow":null,"packageUsedFlow":null,"actualStartTime":null,"plannedEndTime":null,"cycle":"1"}],"requestId":null}"#;
+        let env: wire::Envelope<Vec<wire::TrafficRow>> = serde_json::from_str(body).unwrap();
+        let rows = non_null_rows(env.data, wire::TrafficRow::is_null).unwrap();
+        let t = package_traffic(rows.into_iter().next().unwrap(), clock()).unwrap();
+        assert_eq!(t.cycle, 1);
+        assert_eq!(t.total_mb, 0.0);
+    }
+
+    #[test]
+    fn documented_activation_answer_parses() {
+        let body = r#"{"code":200,"msg":null,"data":{"iccid":"8943108169999589689","qrCode":"LPA:1$rsp-0001.linksfield.net$FJW99-WC5AS-CBYC9-WFTOZ","orderCode":"ORDER_1726522312360550400"},"requestId":null}"#;
+        let env: wire::Envelope<wire::ActivationData> = serde_json::from_str(body).unwrap();
+        let order = created_order(env.data).unwrap();
+        assert_eq!(order.order_code, "ORDER_1726522312360550400");
+        assert_eq!(
+            order.activation_code.matching_id(),
+            "FJW99-WC5AS-CBYC9-WFTOZ"
+        );
+    }
+}
