@@ -9,6 +9,13 @@ pub mod proto {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("mp_v1_descriptor");
 }
 
+pub mod api;
+pub mod app;
+pub mod catalogue;
+pub mod config;
 pub mod domain;
+pub mod error;
+pub mod http;
 pub mod mp;
+pub mod telemetry;
 pub mod tls;

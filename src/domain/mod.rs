@@ -32,23 +32,3 @@ impl FieldViolation {
         }
     }
 }
-
-/// Collects the violations of a whole request, so the caller hears of all of them at once.
-#[derive(Debug, Default)]
-pub struct Violations(Vec<FieldViolation>);
-
-impl Violations {
-    /// Keeps `Ok` values and records `Err`s.
-    pub fn check<T>(&mut self, parsed: Result<T, FieldViolation>) -> Option<T> {
-        parsed.map_err(|violation| self.0.push(violation)).ok()
-    }
-
-    /// `Ok(())` when nothing was recorded.
-    pub fn finish(self) -> Result<(), Vec<FieldViolation>> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(self.0)
-        }
-    }
-}

@@ -1,0 +1,177 @@
+use tonic::{Request, Response, Status};
+
+use super::{caller_deadline, parse_order_ref, required_id};
+use crate::domain::{FieldViolation, Iccid, OrderCode, Price, RequestId};
+use crate::error::GatewayError;
+use crate::mp::{Call, MpClient, NewOrder, SwitchButton};
+use crate::proto::order_service_server::OrderService;
+use crate::proto::{
+    CreateOrderRequest, CreateOrderResponse, GetOrderStatusRequest, GetOrderStatusResponse,
+    SwitchAction, SwitchOrderRequest, SwitchOrderResponse, TopUpOrderRequest, TopUpOrderResponse,
+};
+
+/// `linksfield.mp.v1.OrderService`.
+#[derive(Debug, Clone)]
+pub struct OrderApi {
+    mp: MpClient,
+}
+
+impl OrderApi {
+    pub fn new(mp: MpClient) -> Self {
+        Self { mp }
+    }
+}
+
+fn parse_create_order(req: &CreateOrderRequest) -> Result<(RequestId, NewOrder), GatewayError> {
+    let request_id = RequestId::parse_or_generate(&req.request_id);
+    let product_id = required_id("product_id", req.product_id);
+    let iccid = req.iccid.as_deref().map(Iccid::parse).transpose();
+    let price = req.price.as_deref().map(Price::parse).transpose();
+    let (Ok(request_id), Ok(product_id), Ok(iccid), Ok(price)) =
+        (&request_id, &product_id, &iccid, &price)
+    else {
+        return Err(GatewayError::invalid([
+            request_id.as_ref().err(),
+            product_id.as_ref().err(),
+            iccid.as_ref().err(),
+            price.as_ref().err(),
+        ]));
+    };
+    let order = NewOrder {
+        product_id: *product_id,
+        goods_id: req.goods_id,
+        order_quantity: req.order_quantity,
+        iccid: iccid.clone(),
+        price: price.clone(),
+        activate: req.activate,
+    };
+    Ok((request_id.clone(), order))
+}
+
+fn switch_button(action: i32) -> Result<SwitchButton, FieldViolation> {
+    match SwitchAction::try_from(action) {
+        Ok(SwitchAction::On) => Ok(SwitchButton::On),
+        Ok(SwitchAction::Suspend) => Ok(SwitchButton::Suspend),
+        Ok(SwitchAction::Restart) => Ok(SwitchButton::Restart),
+        Ok(SwitchAction::Off) => Ok(SwitchButton::Off),
+        Ok(SwitchAction::Unspecified) | Err(_) => Err(FieldViolation::new(
+            "action",
+            "must be one of SWITCH_ACTION_ON, SWITCH_ACTION_SUSPEND, SWITCH_ACTION_RESTART, SWITCH_ACTION_OFF",
+        )),
+    }
+}
+
+#[tonic::async_trait]
+impl OrderService for OrderApi {
+    async fn create_order(
+        &self,
+        request: Request<CreateOrderRequest>,
+    ) -> Result<Response<CreateOrderResponse>, Status> {
+        let deadline = caller_deadline(&request);
+        let req = request.into_inner();
+        let (request_id, order) = parse_create_order(&req)?;
+        let call = Call {
+            request_id: &request_id,
+            deadline,
+        };
+        let created = self
+            .mp
+            .create_order(&order, call)
+            .await
+            .map_err(GatewayError::from)?;
+        let code = &created.activation_code;
+        let qr_png = if req.include_qr_png {
+            code.qr_png()
+                .map_err(|e| GatewayError::Internal(e.to_string()))?
+        } else {
+            Vec::new()
+        };
+        Ok(Response::new(CreateOrderResponse {
+            order_code: created.order_code.clone(),
+            iccid: created.iccid.clone(),
+            activation_code: code.as_str().to_owned(),
+            smdp_address: code.smdp_address().to_owned(),
+            matching_id: code.matching_id().to_owned(),
+            ios_install_url: code.ios_install_url(),
+            android_install_url: code.android_install_url(),
+            qr_png,
+            request_id: request_id.to_string(),
+        }))
+    }
+
+    async fn top_up_order(
+        &self,
+        request: Request<TopUpOrderRequest>,
+    ) -> Result<Response<TopUpOrderResponse>, Status> {
+        let deadline = caller_deadline(&request);
+        let req = request.into_inner();
+        let (request_id, order_code) = parse_order_ref(&req.request_id, &req.order_code)?;
+        let call = Call {
+            request_id: &request_id,
+            deadline,
+        };
+        let top_up = self
+            .mp
+            .top_up(&order_code, call)
+            .await
+            .map_err(GatewayError::from)?;
+        Ok(Response::new(TopUpOrderResponse {
+            order_code: top_up.order_code,
+            renew_period: top_up.renew_period,
+            request_id: request_id.to_string(),
+        }))
+    }
+
+    async fn get_order_status(
+        &self,
+        request: Request<GetOrderStatusRequest>,
+    ) -> Result<Response<GetOrderStatusResponse>, Status> {
+        let deadline = caller_deadline(&request);
+        let req = request.into_inner();
+        let (request_id, order_code) = parse_order_ref(&req.request_id, &req.order_code)?;
+        let call = Call {
+            request_id: &request_id,
+            deadline,
+        };
+        let packages = self
+            .mp
+            .order_status(&order_code, call)
+            .await
+            .map_err(GatewayError::from)?;
+        Ok(Response::new(GetOrderStatusResponse {
+            packages,
+            request_id: request_id.to_string(),
+        }))
+    }
+
+    async fn switch_order(
+        &self,
+        request: Request<SwitchOrderRequest>,
+    ) -> Result<Response<SwitchOrderResponse>, Status> {
+        let deadline = caller_deadline(&request);
+        let req = request.into_inner();
+        let request_id = RequestId::parse_or_generate(&req.request_id);
+        let order_code = OrderCode::parse(&req.order_code);
+        let button = switch_button(req.action);
+        let (Ok(request_id), Ok(order_code), Ok(button)) = (&request_id, &order_code, &button)
+        else {
+            return Err(GatewayError::invalid([
+                request_id.as_ref().err(),
+                order_code.as_ref().err(),
+                button.as_ref().err(),
+            ])
+            .into());
+        };
+        let call = Call {
+            request_id,
+            deadline,
+        };
+        self.mp
+            .switch_order(order_code, *button, call)
+            .await
+            .map_err(GatewayError::from)?;
+        Ok(Response::new(SwitchOrderResponse {
+            request_id: request_id.to_string(),
+        }))
+    }
+}

@@ -1,0 +1,84 @@
+use tonic::{Request, Response, Status};
+
+use super::{caller_deadline, parse_request_id, required_id};
+use crate::catalogue::ProductCatalogue;
+use crate::domain::RequestId;
+use crate::error::GatewayError;
+use crate::mp::Call;
+use crate::proto::product_service_server::ProductService;
+use crate::proto::{
+    GetProductRequest, GetProductResponse, ListProductsRequest, ListProductsResponse,
+};
+
+/// `linksfield.mp.v1.ProductService`.
+#[derive(Debug, Clone)]
+pub struct ProductApi {
+    catalogue: ProductCatalogue,
+}
+
+impl ProductApi {
+    pub fn new(catalogue: ProductCatalogue) -> Self {
+        Self { catalogue }
+    }
+}
+
+#[tonic::async_trait]
+impl ProductService for ProductApi {
+    async fn list_products(
+        &self,
+        request: Request<ListProductsRequest>,
+    ) -> Result<Response<ListProductsResponse>, Status> {
+        let deadline = caller_deadline(&request);
+        let req = request.into_inner();
+        let request_id = parse_request_id(&req.request_id)?;
+        let call = Call {
+            request_id: &request_id,
+            deadline,
+        };
+        let products = self.catalogue.products(call, req.bypass_cache).await?;
+        let products = products
+            .iter()
+            .filter(|p| req.cover_country.is_empty() || p.cover_country == req.cover_country)
+            .filter(|p| req.goods_id.is_none_or(|id| p.goods_id == id))
+            .cloned()
+            .collect();
+        Ok(Response::new(ListProductsResponse {
+            products,
+            request_id: request_id.to_string(),
+        }))
+    }
+
+    async fn get_product(
+        &self,
+        request: Request<GetProductRequest>,
+    ) -> Result<Response<GetProductResponse>, Status> {
+        let deadline = caller_deadline(&request);
+        let req = request.into_inner();
+        let request_id = RequestId::parse_or_generate(&req.request_id);
+        let product_id = required_id("product_id", req.product_id);
+        let (Ok(request_id), Ok(product_id)) = (&request_id, &product_id) else {
+            return Err(GatewayError::invalid([
+                request_id.as_ref().err(),
+                product_id.as_ref().err(),
+            ])
+            .into());
+        };
+        let product_id = *product_id;
+        let call = Call {
+            request_id,
+            deadline,
+        };
+        let products = self.catalogue.products(call, false).await?;
+        let product = products
+            .iter()
+            .find(|p| p.product_id == product_id)
+            .cloned()
+            .ok_or_else(|| {
+                GatewayError::NotFound(format!("product {product_id} is not in the catalogue"))
+            })?;
+        Ok(Response::new(GetProductResponse {
+            product: Some(product),
+            request_id: request_id.to_string(),
+        }))
+    }
+}

@@ -1,0 +1,153 @@
+//! Every gateway error becomes a gRPC status here, with `google.rpc` details.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::error::GatewayError;
+use crate::mp::MpError;
+
+/// The `ErrorInfo.domain` of every upstream error.
+pub const MP_DOMAIN: &str = "mp.linksfield.net";
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl From<GatewayError> for Status {
+    fn from(error: GatewayError) -> Self {
+        let message = error.to_string();
+        match error {
+            GatewayError::InvalidArgument(violations) => {
+                let mut details = ErrorDetails::new();
+                for v in violations {
+                    details.add_bad_request_violation(v.field, v.description);
+                }
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            GatewayError::NotFound(_) => Status::not_found(message),
+            GatewayError::Internal(_) => Status::internal(message),
+            GatewayError::Mp(mp) => upstream_status(mp, message),
+        }
+    }
+}
+
+fn upstream_status(error: MpError, message: String) -> Status {
+    let info = |reason: &str, metadata: HashMap<String, String>| {
+        ErrorDetails::with_error_info(reason, MP_DOMAIN, metadata)
+    };
+    let retryable = |reason: &str, metadata| {
+        let mut details = info(reason, metadata);
+        details.set_retry_info(Some(RETRY_AFTER));
+        details
+    };
+    let (code, details) = match &error {
+        MpError::NullData => (Code::NotFound, info("UPSTREAM_NOT_FOUND", HashMap::new())),
+        MpError::Business { code, msg } => {
+            let (status_code, reason) = classify_business_error(msg);
+            let metadata = HashMap::from([
+                ("upstream_code".to_owned(), code.to_string()),
+                ("upstream_msg".to_owned(), msg.clone()),
+            ]);
+            (status_code, info(reason, metadata))
+        }
+        MpError::Unreachable(_) => (
+            Code::Unavailable,
+            retryable("UPSTREAM_UNAVAILABLE", HashMap::new()),
+        ),
+        MpError::HttpStatus(http) => {
+            let metadata = HashMap::from([("http_status".to_owned(), http.to_string())]);
+            if *http >= 500 || *http == 429 {
+                (
+                    Code::Unavailable,
+                    retryable("UPSTREAM_HTTP_ERROR", metadata),
+                )
+            } else {
+                // Any other 4xx means we sent something MP's gateway does not accept: our bug.
+                (Code::Internal, info("UPSTREAM_HTTP_ERROR", metadata))
+            }
+        }
+        MpError::Malformed(_) => (
+            Code::Unavailable,
+            info("UPSTREAM_BAD_RESPONSE", HashMap::new()),
+        ),
+        MpError::Timeout(_) => (
+            Code::DeadlineExceeded,
+            info("UPSTREAM_TIMEOUT", HashMap::new()),
+        ),
+        MpError::AuthFailed => {
+            tracing::error!(
+                "MP rejected the gateway's request signature: check MP_ACCESS_KEY and MP_SECRET_KEY"
+            );
+            (Code::Internal, info("UPSTREAM_AUTH_FAILED", HashMap::new()))
+        }
+    };
+    Status::with_error_details(code, message, details)
+}
+
+/// MP reports business errors only as text; these are the ones its document names.
+fn classify_business_error(msg: &str) -> (Code, &'static str) {
+    let msg = msg.to_ascii_lowercase();
+    let has = |needle: &str| msg.contains(needle);
+    if has("finished") {
+        (Code::FailedPrecondition, "ORDER_FINISHED")
+    } else if has("no iccid found") {
+        // MP's "friendly prompt" for an order quantity the product does not offer, or no stock.
+        (Code::FailedPrecondition, "NO_ICCID_AVAILABLE")
+    } else if has("not exist") || has("not found") {
+        (Code::NotFound, "UPSTREAM_NOT_FOUND")
+    } else if has("already") {
+        (Code::AlreadyExists, "UPSTREAM_ALREADY_EXISTS")
+    } else if has("invalid") || has("required") || has("param") {
+        (Code::InvalidArgument, "UPSTREAM_INVALID_ARGUMENT")
+    } else {
+        (Code::FailedPrecondition, "UPSTREAM_REJECTED")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finished_orders_are_a_failed_precondition_with_error_info() {
+        let status = Status::from(GatewayError::Mp(MpError::Business {
+            code: 500,
+            msg: "Finished orders cannot be topped up".into(),
+        }));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert!(
+            status
+                .message()
+                .contains("Finished orders cannot be topped up")
+        );
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "ORDER_FINISHED");
+        assert_eq!(info.domain, MP_DOMAIN);
+        assert_eq!(info.metadata["upstream_code"], "500");
+    }
+
+    #[test]
+    fn an_unreachable_mp_is_unavailable_with_retry_info() {
+        let status = Status::from(GatewayError::Mp(MpError::Unreachable("refused".into())));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.get_details_retry_info().is_some());
+    }
+
+    #[test]
+    fn bad_input_lists_every_field_violation() {
+        use crate::domain::FieldViolation;
+        let status = Status::from(GatewayError::InvalidArgument(vec![
+            FieldViolation::new("iccid", "is bad"),
+            FieldViolation::new("price", "is bad"),
+        ]));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let fields: Vec<_> = status
+            .get_details_bad_request()
+            .unwrap()
+            .field_violations
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["iccid", "price"]);
+    }
+}

@@ -1,0 +1,260 @@
+//! `Application::build` wires everything and binds the listeners (so tests
+//! can start the real thing on port 0); `run_until_stopped` serves and drains.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::Server;
+use tonic::transport::server::{Router, TcpIncoming};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use url::Url;
+
+use crate::api::{AlarmApi, OrderApi, ProductApi, TrafficApi};
+use crate::catalogue::ProductCatalogue;
+use crate::config::{Config, SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, Upstream};
+use crate::domain::CallbackUrl;
+use crate::http::{self, Readiness};
+use crate::mp::{MpClient, MpClientConfig, MpClock, MpError};
+use crate::proto::alarm_service_server::AlarmServiceServer;
+use crate::proto::order_service_server::OrderServiceServer;
+use crate::proto::product_service_server::ProductServiceServer;
+use crate::proto::traffic_service_server::TrafficServiceServer;
+use crate::sandbox::{Sandbox, SandboxConfig};
+
+/// The gRPC service names health reports on, besides the overall "".
+const SERVICE_NAMES: &[&str] = &[
+    "linksfield.mp.v1.ProductService",
+    "linksfield.mp.v1.OrderService",
+    "linksfield.mp.v1.TrafficService",
+    "linksfield.mp.v1.AlarmService",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr} ({variable}): {source}")]
+    Bind {
+        variable: &'static str,
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    #[error("cannot start the MP sandbox: {0}")]
+    Sandbox(io::Error),
+    #[error("cannot create the MP client: {0}")]
+    MpClient(MpError),
+    #[error("cannot build gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("HTTP server failed: {0}")]
+    Http(io::Error),
+    #[error("a server task panicked: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A built gateway: listeners bound, ready to serve.
+pub struct Application {
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+    grpc: Router,
+    health: HealthReporter,
+    readiness: Readiness,
+    sandbox: Option<Sandbox>,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let (sandbox, mp) = upstream(&config).await?;
+        let mp = MpClient::new(mp).map_err(StartError::MpClient)?;
+        if config.callback_token.is_none() {
+            tracing::warn!(
+                "CALLBACK_TOKEN is not set: anyone who can reach /mp/alarm-callback can post alarms"
+            );
+        }
+        let default_callback_url = default_callback_url(&config);
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in SERVICE_NAMES {
+            health
+                .set_service_status(*name, ServingStatus::Serving)
+                .await;
+        }
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let grpc = Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .add_service(health_service)
+            .add_service(reflection().build_v1()?)
+            .add_service(reflection().build_v1alpha()?)
+            .add_service(ProductServiceServer::new(ProductApi::new(
+                ProductCatalogue::new(mp.clone()),
+            )))
+            .add_service(OrderServiceServer::new(OrderApi::new(mp.clone())))
+            .add_service(TrafficServiceServer::new(TrafficApi::new(mp.clone())))
+            .add_service(AlarmServiceServer::new(AlarmApi::new(
+                mp,
+                default_callback_url,
+            )));
+
+        Ok(Self {
+            grpc_listener: bind("GRPC_ADDR", config.grpc_addr).await?,
+            http_listener: bind("HTTP_ADDR", config.http_addr).await?,
+            grpc,
+            health,
+            readiness: Readiness::default(),
+            sandbox,
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The embedded MP simulator, in sandbox mode.
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        self.sandbox.as_ref()
+    }
+
+    /// Serves until `shutdown` completes, then drains: health turns NOT_SERVING,
+    /// listeners stop accepting, and in-flight calls get the grace period.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), StartError> {
+        let (stop, stopped) = watch::channel(false);
+        let wait_stop = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let incoming = TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true));
+        let mut grpc = tokio::spawn(
+            self.grpc
+                .serve_with_incoming_shutdown(incoming, wait_stop(stopped.clone())),
+        );
+        let http_app = http::router(self.readiness.clone());
+        let mut http = tokio::spawn(
+            axum::serve(self.http_listener, http_app)
+                .with_graceful_shutdown(wait_stop(stopped))
+                .into_future(),
+        );
+        self.readiness.set(true);
+        tracing::info!("mp-gateway is serving");
+
+        tokio::select! {
+            () = shutdown => {}
+            result = &mut grpc => return result?.map_err(StartError::from),
+            result = &mut http => return result?.map_err(StartError::Http),
+        }
+
+        tracing::info!(grace = ?self.shutdown_grace, "shutting down");
+        self.readiness.set(false);
+        self.health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        for name in SERVICE_NAMES {
+            self.health
+                .set_service_status(*name, ServingStatus::NotServing)
+                .await;
+        }
+        let _ = stop.send(true);
+        let drained = tokio::time::timeout(self.shutdown_grace, async {
+            let (grpc, http) = tokio::join!(grpc, http);
+            (grpc, http)
+        })
+        .await;
+        match drained {
+            Ok((grpc, http)) => {
+                grpc??;
+                http?.map_err(StartError::Http)?;
+            }
+            Err(_) => tracing::warn!("grace period over; cutting the calls still in flight"),
+        }
+        if let Some(sandbox) = self.sandbox {
+            sandbox.shutdown().await;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn bind(variable: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            variable,
+            addr,
+            source,
+        })
+}
+
+/// Starts the simulator when asked to, and says how to reach MP.
+async fn upstream(config: &Config) -> Result<(Option<Sandbox>, MpClientConfig), StartError> {
+    let clock = MpClock {
+        zone: config.mp_time_zone,
+    };
+    let mp = |base_url: Url, access_key: &str, secret_key: SecretString| MpClientConfig {
+        base_url,
+        access_key: access_key.to_owned(),
+        secret_key,
+        timeout: config.mp_timeout,
+        clock,
+    };
+    match &config.upstream {
+        Upstream::Mp {
+            base_url,
+            access_key,
+            secret_key,
+        } => Ok((None, mp(base_url.clone(), access_key, secret_key.clone()))),
+        Upstream::Sandbox => {
+            let sandbox = Sandbox::start(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                SandboxConfig {
+                    access_key: SANDBOX_ACCESS_KEY.to_owned(),
+                    secret_key: SecretString::from(SANDBOX_SECRET_KEY),
+                    traffic_mb_per_sec: 10.0,
+                },
+            )
+            .await
+            .map_err(StartError::Sandbox)?;
+            let base_url = Url::parse(&sandbox.base_url())
+                .map_err(|e| StartError::Sandbox(io::Error::other(e)))?;
+            tracing::info!(%base_url, "sandbox: MP simulator running; no MP account is used");
+            let config = mp(
+                base_url,
+                SANDBOX_ACCESS_KEY,
+                SecretString::from(SANDBOX_SECRET_KEY),
+            );
+            Ok((Some(sandbox), config))
+        }
+    }
+}
+
+/// `PUBLIC_CALLBACK_URL` with `token=CALLBACK_TOKEN` added, so MP presents the token.
+fn default_callback_url(config: &Config) -> Option<CallbackUrl> {
+    let public = config.public_callback_url.as_ref()?;
+    let Some(token) = &config.callback_token else {
+        return Some(public.clone());
+    };
+    let mut url = Url::parse(public.as_str()).ok()?;
+    url.query_pairs_mut()
+        .append_pair("token", token.expose_secret());
+    CallbackUrl::parse(url.as_str()).ok()
+}

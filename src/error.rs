@@ -1,0 +1,36 @@
+//! The one error type of the gateway's request path. It becomes a gRPC
+//! status in exactly one place: `api::status`.
+
+use crate::domain::FieldViolation;
+use crate::mp::MpError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The request is wrong; MP was not called.
+    #[error("invalid request: {}", describe(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    /// A record the gateway itself looked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// MP failed or refused.
+    #[error(transparent)]
+    Mp(#[from] MpError),
+    /// The gateway itself failed (a bug or a broken dependency).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    /// Collects the violations among several field checks.
+    pub fn invalid<'a>(checks: impl IntoIterator<Item = Option<&'a FieldViolation>>) -> Self {
+        Self::InvalidArgument(checks.into_iter().flatten().cloned().collect())
+    }
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{} {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,113 @@
+mod support;
+
+use mp_gateway::domain::CallbackUrl;
+use mp_gateway::proto::{RegisterCallbackRequest, SubscribeAlarmsRequest};
+use secrecy::SecretString;
+use support::{
+    ACCESS_KEY, TestGateway, config_for, gateway_with_sandbox, start_sandbox, violated_fields,
+};
+use tonic::Code;
+
+#[tokio::test]
+async fn register_callback_stores_the_given_url_at_mp() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let reply = gateway
+        .alarms()
+        .register_callback(RegisterCallbackRequest {
+            reseller_code: ACCESS_KEY.into(),
+            http_url: "https://gw.example.com/mp/alarm-callback".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.http_url, "https://gw.example.com/mp/alarm-callback");
+    assert_eq!(
+        sandbox.callback_url().as_deref(),
+        Some("https://gw.example.com/mp/alarm-callback")
+    );
+}
+
+#[tokio::test]
+async fn register_callback_defaults_to_the_public_url_with_the_callback_token() {
+    let sandbox = start_sandbox().await;
+    let mut config = config_for(&sandbox.base_url());
+    config.public_callback_url =
+        Some(CallbackUrl::parse("https://gw.example.com/mp/alarm-callback").unwrap());
+    config.callback_token = Some(SecretString::from("t0k+n"));
+    let gateway = TestGateway::start(config).await;
+    let reply = gateway
+        .alarms()
+        .register_callback(RegisterCallbackRequest {
+            reseller_code: ACCESS_KEY.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        reply.http_url,
+        "https://gw.example.com/mp/alarm-callback?token=t0k%2Bn"
+    );
+    assert_eq!(sandbox.callback_url(), Some(reply.http_url));
+}
+
+#[tokio::test]
+async fn register_callback_without_a_url_or_a_public_url_is_invalid() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let status = gateway
+        .alarms()
+        .register_callback(RegisterCallbackRequest {
+            reseller_code: ACCESS_KEY.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["http_url"]);
+    assert_eq!(sandbox.total_requests(), 0);
+}
+
+#[tokio::test]
+async fn register_callback_rejects_relative_urls_and_missing_reseller_codes() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let status = gateway
+        .alarms()
+        .register_callback(RegisterCallbackRequest {
+            http_url: "/mp/alarm-callback".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["reseller_code", "http_url"]);
+    assert_eq!(sandbox.total_requests(), 0);
+}
+
+#[tokio::test]
+async fn a_reseller_code_mp_does_not_know_is_refused_with_mps_words() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let status = gateway
+        .alarms()
+        .register_callback(RegisterCallbackRequest {
+            reseller_code: "SG99999999".into(),
+            http_url: "https://gw.example.com/cb".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_ne!(status.code(), Code::Ok);
+    assert!(support::error_reason(&status).is_some());
+}
+
+#[tokio::test]
+async fn subscribe_alarms_is_not_implemented_yet() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let status = gateway
+        .alarms()
+        .subscribe_alarms(SubscribeAlarmsRequest::default())
+        .await
+        .err()
+        .expect("no stream yet");
+    assert_eq!(status.code(), Code::Unimplemented);
+}

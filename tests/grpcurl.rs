@@ -1,0 +1,107 @@
+//! grpcurl, as a platform team would use it: no proto files, only reflection.
+mod support;
+
+use serde_json::Value;
+use support::gateway_with_sandbox;
+
+/// Runs grpcurl against `addr` and returns its stdout; fails the test on a non-zero exit.
+async fn grpcurl(addr: std::net::SocketAddr, args: &[&str]) -> String {
+    let output = tokio::process::Command::new("grpcurl")
+        .arg("-plaintext")
+        .args(args.iter().take(args.len().saturating_sub(1)))
+        .arg(addr.to_string())
+        .args(args.last())
+        .output()
+        .await
+        .expect("grpcurl is on PATH (scripts/install-dev-tools installs it)");
+    assert!(
+        output.status.success(),
+        "grpcurl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+#[tokio::test]
+async fn grpcurl_lists_and_calls_every_service_through_reflection() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let addr = gateway.grpc_addr;
+
+    let services = grpcurl(addr, &["list"]).await;
+    for service in [
+        "linksfield.mp.v1.ProductService",
+        "linksfield.mp.v1.OrderService",
+        "linksfield.mp.v1.TrafficService",
+        "linksfield.mp.v1.AlarmService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            services.contains(service),
+            "{service} missing from:\n{services}"
+        );
+    }
+
+    let described = grpcurl(addr, &["describe", "linksfield.mp.v1.CreateOrderRequest"]).await;
+    assert!(described.contains("optional string iccid"), "{described}");
+
+    let health = grpcurl(addr, &["grpc.health.v1.Health/Check"]).await;
+    assert!(health.contains("SERVING"), "{health}");
+
+    let listed: Value = serde_json::from_str(
+        &grpcurl(
+            addr,
+            &[
+                "-d",
+                r#"{"goodsId": "37"}"#,
+                "linksfield.mp.v1.ProductService/ListProducts",
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(listed["products"][0]["productName"], "1GB/7days");
+    assert_eq!(
+        listed["products"][0]["orderQuantities"],
+        serde_json::json!([3, 4])
+    );
+
+    let created: Value = serde_json::from_str(
+        &grpcurl(
+            addr,
+            &[
+                "-d",
+                r#"{"productId": "6", "activate": true}"#,
+                "linksfield.mp.v1.OrderService/CreateOrder",
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    let order_code = created["orderCode"].as_str().expect("an order code");
+    assert!(
+        created["activationCode"]
+            .as_str()
+            .unwrap()
+            .starts_with("LPA:1$")
+    );
+
+    let status: Value = serde_json::from_str(
+        &grpcurl(
+            addr,
+            &[
+                "-d",
+                &format!(r#"{{"orderCode": "{order_code}"}}"#),
+                "linksfield.mp.v1.OrderService/GetOrderStatus",
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(status["packages"][0]["status"], "ORDER_STATUS_IN_USE");
+    assert!(
+        status["packages"][0]["actualStartTime"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+}

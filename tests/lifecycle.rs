@@ -1,0 +1,145 @@
+//! Start, probes and shutdown, in process and as the real binary.
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mp_gateway::proto::GetOrderStatusRequest;
+use mp_gateway::sandbox::Fault;
+use support::gateway_with_sandbox;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+async fn http_status(addr: std::net::SocketAddr, path: &str) -> u16 {
+    reqwest::get(format!("http://{addr}{path}"))
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn health_probes_answer_while_serving() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    assert_eq!(http_status(gateway.http_addr, "/healthz").await, 200);
+    assert_eq!(http_status(gateway.http_addr, "/readyz").await, 200);
+    let mut health = HealthClient::new(gateway.channel.clone());
+    for service in ["", "linksfield.mp.v1.OrderService"] {
+        let reply = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(reply.status(), ServingStatus::Serving, "{service:?}");
+    }
+}
+
+#[tokio::test]
+async fn shutdown_turns_health_not_serving_and_lets_in_flight_calls_finish() {
+    let (mut gateway, sandbox) = gateway_with_sandbox().await;
+    let mut health = HealthClient::new(gateway.channel.clone());
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status(),
+        ServingStatus::Serving
+    );
+
+    sandbox.set_fault(Some(Fault::Delay(Duration::from_millis(600))));
+    let mut orders = gateway.orders();
+    let in_flight = tokio::spawn(async move {
+        orders
+            .get_order_status(GetOrderStatusRequest {
+                order_code: "ORDER_1".into(),
+                ..Default::default()
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let stopping = gateway.begin_stop();
+
+    let next = watch.message().await.unwrap().unwrap();
+    assert_eq!(next.status(), ServingStatus::NotServing);
+    // The in-flight call reached MP and gets MP's answer (unknown order → NOT_FOUND), not a cut.
+    let answer = in_flight.await.unwrap().unwrap_err();
+    assert_eq!(answer.code(), tonic::Code::NotFound);
+    stopping.await.unwrap().unwrap();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[tokio::test]
+async fn the_binary_in_sandbox_mode_serves_and_exits_cleanly_on_sigterm() {
+    let (grpc, http) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mp-gateway"))
+        .arg("--sandbox")
+        .env("GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+        .env("HTTP_ADDR", format!("127.0.0.1:{http}"))
+        .env("SHUTDOWN_GRACE_SECS", "3")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let http_addr = std::net::SocketAddr::from(([127, 0, 0, 1], http));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_status(http_addr, "/readyz").await != 200 {
+        assert!(Instant::now() < deadline, "not ready within 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let stopped_by = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait works") {
+            break exit;
+        }
+        assert!(
+            Instant::now() < stopped_by,
+            "did not exit within the grace period"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "exit status {exit}");
+}
+
+#[test]
+fn a_missing_setting_stops_the_binary_with_one_line_naming_it() {
+    let output = Command::new(env!("CARGO_BIN_EXE_mp-gateway"))
+        .env_remove("MP_BASE_URL")
+        .env_remove("MP_SANDBOX")
+        .output()
+        .expect("binary runs");
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("MP_BASE_URL"), "{stderr}");
+}
+
+#[test]
+fn a_malformed_setting_is_named_and_no_secret_is_echoed() {
+    let output = Command::new(env!("CARGO_BIN_EXE_mp-gateway"))
+        .env("MP_BASE_URL", "https://mp.example")
+        .env("MP_ACCESS_KEY", "SG1")
+        .env("MP_SECRET_KEY", "super-secret-value")
+        .env("GRPC_ADDR", "not-an-address")
+        .output()
+        .expect("binary runs");
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("GRPC_ADDR"), "{stderr}");
+    assert!(!stderr.contains("super-secret-value"));
+}

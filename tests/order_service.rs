@@ -1,0 +1,307 @@
+mod support;
+
+use mp_gateway::proto::order_service_client::OrderServiceClient;
+use mp_gateway::proto::{
+    CreateOrderRequest, CreateOrderResponse, GetOrderStatusRequest, OrderStatus, SwitchAction,
+    SwitchOrderRequest, TopUpOrderRequest,
+};
+use support::{error_reason, gateway_with_sandbox, violated_fields};
+use tonic::Code;
+use tonic::transport::Channel;
+
+async fn order(
+    client: &mut OrderServiceClient<Channel>,
+    product_id: u64,
+    activate: bool,
+) -> CreateOrderResponse {
+    client
+        .create_order(CreateOrderRequest {
+            product_id,
+            activate: Some(activate),
+            ..Default::default()
+        })
+        .await
+        .expect("order is created")
+        .into_inner()
+}
+
+async fn status_of(client: &mut OrderServiceClient<Channel>, order_code: &str) -> OrderStatus {
+    let packages = client
+        .get_order_status(GetOrderStatusRequest {
+            order_code: order_code.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("status is known")
+        .into_inner()
+        .packages;
+    packages[0].status()
+}
+
+async fn switch(
+    client: &mut OrderServiceClient<Channel>,
+    order_code: &str,
+    action: SwitchAction,
+) -> Result<(), tonic::Status> {
+    client
+        .switch_order(SwitchOrderRequest {
+            order_code: order_code.into(),
+            action: action as i32,
+            ..Default::default()
+        })
+        .await
+        .map(drop)
+}
+
+#[tokio::test]
+async fn create_order_returns_the_activation_code_its_parts_and_install_links() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let created = order(&mut gateway.orders(), 6, false).await;
+    assert!(created.order_code.starts_with("ORDER_"));
+    assert!(mp_gateway::domain::Iccid::parse(&created.iccid).is_ok());
+    assert_eq!(
+        created.activation_code,
+        format!("LPA:1${}${}", created.smdp_address, created.matching_id)
+    );
+    assert!(!created.matching_id.is_empty());
+    assert!(
+        created.ios_install_url.starts_with(
+            "https://esimsetup.apple.com/esim_qrcode_provisioning?carddata=LPA%3A1%24"
+        )
+    );
+    assert!(
+        created.android_install_url.starts_with(
+            "https://esimsetup.android.com/esim_qrcode_provisioning?carddata=LPA%3A1%24"
+        )
+    );
+    assert!(created.qr_png.is_empty(), "no PNG unless asked for");
+    assert_eq!(sandbox.calls("v2/activationCode"), 1);
+}
+
+#[tokio::test]
+async fn create_order_returns_a_qr_png_when_asked() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let created = gateway
+        .orders()
+        .create_order(CreateOrderRequest {
+            product_id: 5,
+            include_qr_png: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&created.qr_png[..8], b"\x89PNG\r\n\x1a\n");
+}
+
+#[tokio::test]
+async fn create_order_onto_a_chosen_iccid_uses_it() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let created = gateway
+        .orders()
+        .create_order(CreateOrderRequest {
+            product_id: 6,
+            goods_id: Some(37),
+            order_quantity: Some(4),
+            iccid: Some("8943108169999589689".into()),
+            price: Some("12.50".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.iccid, "8943108169999589689");
+}
+
+#[tokio::test]
+async fn create_order_rejects_an_iccid_with_a_bad_check_digit_before_calling_mp() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let status = gateway
+        .orders()
+        .create_order(CreateOrderRequest {
+            product_id: 6,
+            iccid: Some("8943108169999589680".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["iccid"]);
+    assert!(status.message().contains("Luhn"));
+    assert_eq!(sandbox.total_requests(), 0);
+}
+
+#[tokio::test]
+async fn create_order_rejects_short_iccids_bad_prices_and_a_missing_product_all_at_once() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let status = gateway
+        .orders()
+        .create_order(CreateOrderRequest {
+            iccid: Some("12345".into()),
+            price: Some("-1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["product_id", "iccid", "price"]);
+    assert_eq!(sandbox.total_requests(), 0);
+}
+
+#[tokio::test]
+async fn an_order_quantity_the_product_does_not_offer_is_a_failed_precondition() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let status = gateway
+        .orders()
+        .create_order(CreateOrderRequest {
+            product_id: 6,
+            order_quantity: Some(0),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(error_reason(&status).as_deref(), Some("NO_ICCID_AVAILABLE"));
+    assert!(status.message().contains("No ICCID found"));
+}
+
+#[tokio::test]
+async fn switching_moves_an_order_through_its_states() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let mut client = gateway.orders();
+    let code = order(&mut client, 6, false).await.order_code;
+    assert_eq!(status_of(&mut client, &code).await, OrderStatus::NotEnabled);
+    switch(&mut client, &code, SwitchAction::On).await.unwrap();
+    assert_eq!(status_of(&mut client, &code).await, OrderStatus::InUse);
+    switch(&mut client, &code, SwitchAction::Suspend)
+        .await
+        .unwrap();
+    assert_eq!(status_of(&mut client, &code).await, OrderStatus::Suspended);
+    switch(&mut client, &code, SwitchAction::Restart)
+        .await
+        .unwrap();
+    assert_eq!(status_of(&mut client, &code).await, OrderStatus::InUse);
+    switch(&mut client, &code, SwitchAction::Off).await.unwrap();
+    assert_eq!(status_of(&mut client, &code).await, OrderStatus::Finished);
+}
+
+#[tokio::test]
+async fn an_active_order_reports_its_start_and_end_times() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let mut client = gateway.orders();
+    let code = order(&mut client, 6, true).await.order_code;
+    let package = client
+        .get_order_status(GetOrderStatusRequest {
+            order_code: code,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .packages
+        .remove(0);
+    let start = package.actual_start_time.expect("started").seconds;
+    let end = package.planned_end_time.expect("has an end").seconds;
+    let now = chrono::Utc::now().timestamp();
+    assert!((now - start).abs() < 60, "start {start} is about now {now}");
+    assert!(end > start);
+    assert!(!package.package_code.is_empty());
+}
+
+#[tokio::test]
+async fn switch_order_requires_an_action_and_an_order_code() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let status = gateway
+        .orders()
+        .switch_order(SwitchOrderRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["order_code", "action"]);
+    assert_eq!(sandbox.total_requests(), 0);
+}
+
+#[tokio::test]
+async fn get_order_status_of_an_unknown_order_is_not_found() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let status = gateway
+        .orders()
+        .get_order_status(GetOrderStatusRequest {
+            order_code: "ORDER_0000000000000000000".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(error_reason(&status).as_deref(), Some("UPSTREAM_NOT_FOUND"));
+}
+
+#[tokio::test]
+async fn top_up_adds_the_ordered_periods_again() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let mut client = gateway.orders();
+    let created = client
+        .create_order(CreateOrderRequest {
+            product_id: 6,
+            order_quantity: Some(4),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let top_up = client
+        .top_up_order(TopUpOrderRequest {
+            order_code: created.order_code.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(top_up.order_code, created.order_code);
+    assert_eq!(top_up.renew_period, 4);
+}
+
+#[tokio::test]
+async fn top_up_of_a_finished_order_is_a_failed_precondition_with_mps_words() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let mut client = gateway.orders();
+    let code = order(&mut client, 6, true).await.order_code;
+    switch(&mut client, &code, SwitchAction::Off).await.unwrap();
+    let status = client
+        .top_up_order(TopUpOrderRequest {
+            order_code: code,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status
+            .message()
+            .contains("Finished orders cannot be topped up"),
+        "{}",
+        status.message()
+    );
+    use tonic_types::StatusExt;
+    let info = status.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "ORDER_FINISHED");
+    assert_eq!(info.domain, "mp.linksfield.net");
+    assert!(info.metadata.contains_key("upstream_code"));
+    assert_eq!(
+        info.metadata["upstream_msg"],
+        "Finished orders cannot be topped up"
+    );
+}
+
+#[tokio::test]
+async fn top_up_without_an_order_code_is_invalid() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let status = gateway
+        .orders()
+        .top_up_order(TopUpOrderRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["order_code"]);
+    assert_eq!(sandbox.total_requests(), 0);
+}

@@ -1,0 +1,147 @@
+mod support;
+
+use mp_gateway::proto::{GetProductRequest, ListProductsRequest};
+use support::{gateway_with_sandbox, violated_fields};
+use tonic::Code;
+
+#[tokio::test]
+async fn list_products_returns_the_mp_catalogue_with_parsed_quantities() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let products = gateway
+        .products()
+        .list_products(ListProductsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .products;
+    let ids: Vec<u64> = products.iter().map(|p| p.product_id).collect();
+    assert_eq!(ids, [5, 6, 8]);
+    let six = &products[1];
+    assert_eq!(six.goods_id, 37);
+    assert_eq!(six.product_name, "1GB/7days");
+    assert_eq!(six.order_quantities, [3, 4]);
+    assert_eq!(six.cover_country, "460");
+    assert_eq!(six.cover_country_name, "China");
+    assert_eq!(six.sim_group_code, "SIMGROUP1706570409388478464");
+}
+
+#[tokio::test]
+async fn list_products_filters_by_goods_id_and_cover_country() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let mut client = gateway.products();
+    let by_goods = client
+        .list_products(ListProductsRequest {
+            goods_id: Some(35),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .products;
+    assert_eq!(
+        by_goods.iter().map(|p| p.product_id).collect::<Vec<_>>(),
+        [5, 8]
+    );
+    let elsewhere = client
+        .list_products(ListProductsRequest {
+            cover_country: "999".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .products;
+    assert!(elsewhere.is_empty());
+}
+
+#[tokio::test]
+async fn the_request_id_is_forwarded_to_mp_and_generated_when_empty() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let mut client = gateway.products();
+    let reply = client
+        .list_products(ListProductsRequest {
+            request_id: "trace-me-42".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.request_id, "trace-me-42");
+    assert_eq!(
+        sandbox.last_request_id("v2/productList").as_deref(),
+        Some("trace-me-42")
+    );
+
+    let reply = client
+        .list_products(ListProductsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.request_id.len(), 36, "a UUID is generated");
+    assert_eq!(
+        sandbox.last_request_id("v2/productList"),
+        Some(reply.request_id)
+    );
+}
+
+#[tokio::test]
+async fn a_request_id_over_500_bytes_is_rejected_before_mp_is_called() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let status = gateway
+        .products()
+        .list_products(ListProductsRequest {
+            request_id: "r".repeat(501),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["request_id"]);
+    assert_eq!(sandbox.total_requests(), 0);
+}
+
+#[tokio::test]
+async fn get_product_returns_the_product_with_that_id() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let product = gateway
+        .products()
+        .get_product(GetProductRequest {
+            product_id: 8,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    assert_eq!(product.product_name, "testtest");
+    assert_eq!(product.order_quantities, [2]);
+}
+
+#[tokio::test]
+async fn get_product_of_an_unknown_id_is_not_found() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let status = gateway
+        .products()
+        .get_product(GetProductRequest {
+            product_id: 999,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("999"));
+}
+
+#[tokio::test]
+async fn get_product_without_an_id_is_invalid_and_mp_is_not_called() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let status = gateway
+        .products()
+        .get_product(GetProductRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["product_id"]);
+    assert_eq!(sandbox.total_requests(), 0);
+}

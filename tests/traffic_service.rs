@@ -1,0 +1,118 @@
+mod support;
+
+use std::time::Duration;
+
+use mp_gateway::proto::{CreateOrderRequest, GetDailyTrafficRequest, GetTrafficRequest};
+use support::{error_reason, gateway_with_sandbox, violated_fields};
+use tonic::Code;
+
+async fn active_order(gateway: &support::TestGateway) -> String {
+    gateway
+        .orders()
+        .create_order(CreateOrderRequest {
+            product_id: 6,
+            activate: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .order_code
+}
+
+#[tokio::test]
+async fn traffic_of_an_order_in_use_grows_over_time() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let code = active_order(&gateway).await;
+    let mut client = gateway.traffic();
+    let read = |code: String| {
+        let mut client = client.clone();
+        async move {
+            client
+                .get_traffic(GetTrafficRequest {
+                    order_code: code,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .packages
+                .remove(0)
+        }
+    };
+    let first = read(code.clone()).await;
+    assert!(first.total_mb > 0.0);
+    assert!(first.cycle >= 1);
+    assert!(first.actual_start_time.is_some());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = read(code).await;
+    assert!(
+        later.used_mb > first.used_mb,
+        "{} then {}",
+        first.used_mb,
+        later.used_mb
+    );
+    assert!(later.used_mb <= later.total_mb);
+    let _ = &mut client;
+}
+
+#[tokio::test]
+async fn daily_traffic_lists_todays_usage() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let code = active_order(&gateway).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let daily = gateway
+        .traffic()
+        .get_daily_traffic(GetDailyTrafficRequest {
+            order_code: code,
+            request_id: "daily-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(daily.request_id, "daily-1");
+    assert!(!daily.package_code.is_empty());
+    assert!(daily.actual_start_time.is_some());
+    let day = daily.days.last().expect("at least one day");
+    assert!(chrono::NaiveDate::parse_from_str(&day.date, "%Y-%m-%d").is_ok());
+    assert!(daily.days.iter().map(|d| d.used_bytes).sum::<u64>() > 0);
+}
+
+#[tokio::test]
+async fn traffic_of_an_unknown_order_is_not_found() {
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let mut client = gateway.traffic();
+    let status = client
+        .get_traffic(GetTrafficRequest {
+            order_code: "ORDER_404".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = client
+        .get_daily_traffic(GetDailyTrafficRequest {
+            order_code: "ORDER_404".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(error_reason(&status).as_deref(), Some("UPSTREAM_NOT_FOUND"));
+}
+
+#[tokio::test]
+async fn traffic_queries_need_a_well_formed_order_code() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let status = gateway
+        .traffic()
+        .get_traffic(GetTrafficRequest {
+            order_code: "ORDER_1&orderCode=ORDER_2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["order_code"]);
+    assert_eq!(sandbox.total_requests(), 0);
+}

@@ -1,0 +1,153 @@
+//! How MP's failures reach callers: every one a clear status, none a crash.
+mod support;
+
+use std::time::Duration;
+
+use mp_gateway::config::Upstream;
+use mp_gateway::proto::{GetOrderStatusRequest, ListProductsRequest, TopUpOrderRequest};
+use mp_gateway::sandbox::Fault;
+use secrecy::SecretString;
+use support::{
+    TestGateway, closed_port, config_for, error_reason, gateway_with_sandbox, start_sandbox,
+};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+fn list() -> ListProductsRequest {
+    ListProductsRequest::default()
+}
+
+#[tokio::test]
+async fn mp_answering_http_500_is_unavailable_with_retry_info_and_the_gateway_keeps_serving() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let mut client = gateway.products();
+    sandbox.set_fault(Some(Fault::HttpStatus(500)));
+    let status = client.list_products(list()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(status.get_details_retry_info().is_some());
+    assert_eq!(
+        error_reason(&status).as_deref(),
+        Some("UPSTREAM_HTTP_ERROR")
+    );
+
+    sandbox.set_fault(None);
+    assert_eq!(
+        client
+            .list_products(list())
+            .await
+            .unwrap()
+            .into_inner()
+            .products
+            .len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn mp_answering_a_non_json_body_is_unavailable() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    sandbox.set_fault(Some(Fault::NotJson));
+    let status = gateway.products().list_products(list()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(
+        error_reason(&status).as_deref(),
+        Some("UPSTREAM_BAD_RESPONSE")
+    );
+}
+
+#[tokio::test]
+async fn mp_not_listening_is_unavailable_and_the_gateway_keeps_serving() {
+    let gateway = TestGateway::start(config_for(&format!("http://{}", closed_port().await))).await;
+    let mut client = gateway.products();
+    for _ in 0..3 {
+        let status = client.list_products(list()).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.get_details_retry_info().is_some());
+    }
+    // The gateway itself still answers: validation needs no MP.
+    let status = client
+        .list_products(ListProductsRequest {
+            request_id: "x".repeat(600),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn mp_slower_than_the_callers_deadline_is_deadline_exceeded() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(3))));
+    let mut request = tonic::Request::new(GetOrderStatusRequest {
+        order_code: "ORDER_1".into(),
+        ..Default::default()
+    });
+    request.set_timeout(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let status = gateway
+        .orders()
+        .get_order_status(request)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the caller's deadline bounded the MP call"
+    );
+}
+
+#[tokio::test]
+async fn mp_slower_than_mp_timeout_is_deadline_exceeded_with_a_reason() {
+    let sandbox = start_sandbox().await;
+    let mut config = config_for(&sandbox.base_url());
+    config.mp_timeout = Duration::from_millis(200);
+    let gateway = TestGateway::start(config).await;
+    sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(2))));
+    let status = gateway.products().list_products(list()).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert_eq!(error_reason(&status).as_deref(), Some("UPSTREAM_TIMEOUT"));
+}
+
+#[tokio::test]
+async fn a_wrong_secret_key_is_internal_upstream_auth_failed() {
+    let sandbox = start_sandbox().await;
+    let mut config = config_for(&sandbox.base_url());
+    if let Upstream::Mp { secret_key, .. } = &mut config.upstream {
+        *secret_key = SecretString::from("not-the-secret");
+    }
+    let gateway = TestGateway::start(config).await;
+    let status = gateway.products().list_products(list()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Internal);
+    assert_eq!(
+        error_reason(&status).as_deref(),
+        Some("UPSTREAM_AUTH_FAILED")
+    );
+    assert_eq!(
+        sandbox.calls("v2/productList"),
+        0,
+        "the sandbox refused it before the handler"
+    );
+}
+
+#[tokio::test]
+async fn an_mp_business_error_keeps_mps_code_and_message() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    sandbox.set_fault(Some(Fault::BusinessError {
+        code: 5001,
+        msg: "Order does not exist".into(),
+    }));
+    let status = gateway
+        .orders()
+        .top_up_order(TopUpOrderRequest {
+            order_code: "ORDER_1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("Order does not exist"));
+    let info = status.get_details_error_info().unwrap();
+    assert_eq!(info.metadata["upstream_code"], "5001");
+    assert_eq!(info.domain, "mp.linksfield.net");
+}
