@@ -10,3 +10,4 @@ pub mod proto {
 }
 
 pub mod mp;
+pub mod sandbox;
