@@ -190,6 +190,69 @@ async fn a_request_without_hmac_headers_is_rejected_with_401() {
     assert_eq!(response.status(), 401);
 }
 
+#[tokio::test]
+async fn a_signature_over_a_date_and_headers_in_another_order_is_accepted() {
+    let mp = start_sandbox(10.0).await;
+    let path = "/mp-api/api/esim/v2/productList";
+    let date = "Tue, 19 Jan 2021 11:33:20 GMT";
+    let signature = SigningInput {
+        method: "GET",
+        path,
+        canonical_query: "requestId=x",
+        access_key: ACCESS_KEY,
+        date: Some(date),
+        signed_headers: &[("Content-Type", CONTENT_TYPE), ("X-Custom", "abc")],
+    }
+    .signature(SECRET.as_bytes());
+
+    let response = mp
+        .http
+        .get(format!("{}{path}?requestId=x", mp.sandbox.base_url()))
+        .header("X-HMAC-ACCESS-KEY", ACCESS_KEY)
+        .header("X-HMAC-ALGORITHM", ALGORITHM)
+        .header("X-HMAC-SIGNED-HEADERS", "Content-Type;X-Custom")
+        .header("X-HMAC-SIGNATURE", signature)
+        .header("Date", date)
+        .header("Content-Type", CONTENT_TYPE)
+        .header("X-Custom", "abc")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(envelope(response).await["requestId"], "x");
+}
+
+#[tokio::test]
+async fn a_query_changed_after_signing_is_rejected_with_401() {
+    let mp = start_sandbox(10.0).await;
+    let path = "/mp-api/api/esim/queryTraffic";
+    let signature = SigningInput {
+        method: "GET",
+        path,
+        canonical_query: "orderCode=ORDER_1",
+        access_key: ACCESS_KEY,
+        date: None,
+        signed_headers: signing::MP_SIGNED_HEADER_VALUES,
+    }
+    .signature(SECRET.as_bytes());
+
+    let response = mp
+        .http
+        .get(format!("{}{path}?orderCode=ORDER_2", mp.sandbox.base_url()))
+        .header("X-HMAC-ACCESS-KEY", ACCESS_KEY)
+        .header("X-HMAC-ALGORITHM", ALGORITHM)
+        .header("X-HMAC-SIGNED-HEADERS", SIGNED_HEADERS)
+        .header("X-HMAC-SIGNATURE", signature)
+        .header("Accept-Language", ACCEPT_LANGUAGE)
+        .header("Content-Type", CONTENT_TYPE)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 401);
+    assert_eq!(mp.sandbox.calls("queryTraffic"), 0);
+}
+
 // ---- catalogue -------------------------------------------------------------
 
 #[tokio::test]
@@ -511,6 +574,46 @@ async fn an_alarm_callback_arrives_when_usage_crosses_53_percent() {
 }
 
 #[tokio::test]
+async fn a_refused_alarm_callback_is_retried_until_it_is_accepted() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    let mp = start_sandbox(800.0).await;
+    let attempts = Arc::new(AtomicU32::new(0));
+    let seen = attempts.clone();
+    // Refuses the first delivery with a 503, accepts the rest.
+    let app = axum::Router::new().route(
+        "/alarms",
+        post(move || async move {
+            match seen.fetch_add(1, Ordering::SeqCst) {
+                0 => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                _ => axum::http::StatusCode::OK,
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/alarms", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    mp.post_json(
+        "saveAlarmCallbackInterface",
+        json!({"resellerCode": ACCESS_KEY, "httpMethod": "POST", "httpUrl": url}),
+    )
+    .await;
+
+    mp.create_order("yes").await;
+
+    let delivered = async {
+        while mp.sandbox.alarms_delivered() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, delivered)
+        .await
+        .expect("the 53% alarm is delivered on a retry");
+    assert!(attempts.load(Ordering::SeqCst) >= 2);
+}
+
+#[tokio::test]
 async fn a_callback_url_must_be_an_absolute_post_url_for_our_reseller_code() {
     let mp = start_sandbox(10.0).await;
     let save = |body: Value| mp.post_json("saveAlarmCallbackInterface", body);
@@ -542,4 +645,21 @@ async fn after_shutdown_the_port_refuses_connections() {
     mp.sandbox.clone().shutdown().await;
 
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_stops_the_sandbox() {
+    let mp = start_sandbox(10.0).await;
+    let addr = mp.sandbox.local_addr();
+
+    drop(mp);
+
+    let closed = async {
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, closed)
+        .await
+        .expect("the port closes once no handle is left");
 }
