@@ -17,5 +17,6 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod mp;
+pub mod sandbox;
 pub mod telemetry;
 pub mod tls;
