@@ -297,7 +297,7 @@ mod tests {
                 &["--public-callback-url", "/relative"],
                 "PUBLIC_CALLBACK_URL",
             ),
-            (&["--shutdown-grace-secs", "-1"], "SHUTDOWN_GRACE_SECS"),
+            (&["--shutdown-grace-secs=-1"], "SHUTDOWN_GRACE_SECS"),
         ];
         for (args, variable) in cases {
             let mut all = MP.to_vec();

@@ -103,11 +103,12 @@ async fn a_reseller_code_mp_does_not_know_is_refused_with_mps_words() {
 #[tokio::test]
 async fn subscribe_alarms_is_not_implemented_yet() {
     let (gateway, _sandbox) = gateway_with_sandbox().await;
-    let status = gateway
+    let Err(status) = gateway
         .alarms()
         .subscribe_alarms(SubscribeAlarmsRequest::default())
         .await
-        .err()
-        .expect("no stream yet");
+    else {
+        panic!("no stream yet");
+    };
     assert_eq!(status.code(), Code::Unimplemented);
 }

@@ -4,13 +4,15 @@ mod support;
 use serde_json::Value;
 use support::gateway_with_sandbox;
 
-/// Runs grpcurl against `addr` and returns its stdout; fails the test on a non-zero exit.
-async fn grpcurl(addr: std::net::SocketAddr, args: &[&str]) -> String {
+/// Runs `grpcurl -plaintext [flags] ADDR [command]` and returns its stdout;
+/// fails the test on a non-zero exit.
+async fn grpcurl(addr: std::net::SocketAddr, flags: &[&str], command: &[&str]) -> String {
+    let args = [flags, command].concat();
     let output = tokio::process::Command::new("grpcurl")
         .arg("-plaintext")
-        .args(args.iter().take(args.len().saturating_sub(1)))
+        .args(flags)
         .arg(addr.to_string())
-        .args(args.last())
+        .args(command)
         .output()
         .await
         .expect("grpcurl is on PATH (scripts/install-dev-tools installs it)");
@@ -27,7 +29,7 @@ async fn grpcurl_lists_and_calls_every_service_through_reflection() {
     let (gateway, _sandbox) = gateway_with_sandbox().await;
     let addr = gateway.grpc_addr;
 
-    let services = grpcurl(addr, &["list"]).await;
+    let services = grpcurl(addr, &[], &["list"]).await;
     for service in [
         "linksfield.mp.v1.ProductService",
         "linksfield.mp.v1.OrderService",
@@ -41,20 +43,22 @@ async fn grpcurl_lists_and_calls_every_service_through_reflection() {
         );
     }
 
-    let described = grpcurl(addr, &["describe", "linksfield.mp.v1.CreateOrderRequest"]).await;
+    let described = grpcurl(
+        addr,
+        &[],
+        &["describe", "linksfield.mp.v1.CreateOrderRequest"],
+    )
+    .await;
     assert!(described.contains("optional string iccid"), "{described}");
 
-    let health = grpcurl(addr, &["grpc.health.v1.Health/Check"]).await;
+    let health = grpcurl(addr, &[], &["grpc.health.v1.Health/Check"]).await;
     assert!(health.contains("SERVING"), "{health}");
 
     let listed: Value = serde_json::from_str(
         &grpcurl(
             addr,
-            &[
-                "-d",
-                r#"{"goodsId": "37"}"#,
-                "linksfield.mp.v1.ProductService/ListProducts",
-            ],
+            &["-d", r#"{"goodsId": "37"}"#],
+            &["linksfield.mp.v1.ProductService/ListProducts"],
         )
         .await,
     )
@@ -68,11 +72,8 @@ async fn grpcurl_lists_and_calls_every_service_through_reflection() {
     let created: Value = serde_json::from_str(
         &grpcurl(
             addr,
-            &[
-                "-d",
-                r#"{"productId": "6", "activate": true}"#,
-                "linksfield.mp.v1.OrderService/CreateOrder",
-            ],
+            &["-d", r#"{"productId": "6", "activate": true}"#],
+            &["linksfield.mp.v1.OrderService/CreateOrder"],
         )
         .await,
     )
@@ -88,11 +89,8 @@ async fn grpcurl_lists_and_calls_every_service_through_reflection() {
     let status: Value = serde_json::from_str(
         &grpcurl(
             addr,
-            &[
-                "-d",
-                &format!(r#"{{"orderCode": "{order_code}"}}"#),
-                "linksfield.mp.v1.OrderService/GetOrderStatus",
-            ],
+            &["-d", &format!(r#"{{"orderCode": "{order_code}"}}"#)],
+            &["linksfield.mp.v1.OrderService/GetOrderStatus"],
         )
         .await,
     )

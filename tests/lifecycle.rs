@@ -11,6 +11,7 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
 async fn http_status(addr: std::net::SocketAddr, path: &str) -> u16 {
+    mp_gateway::tls::install_crypto_provider();
     reqwest::get(format!("http://{addr}{path}"))
         .await
         .map(|r| r.status().as_u16())

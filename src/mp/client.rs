@@ -67,6 +67,21 @@ pub struct Call<'a> {
     pub deadline: Option<Duration>,
 }
 
+impl Call<'_> {
+    /// How long the MP call may take: the configured bound, or less when the
+    /// caller's deadline is nearer. A margin is kept so the gateway can still
+    /// answer DEADLINE_EXCEEDED itself before the caller's deadline passes.
+    fn upstream_timeout(&self, configured: Duration) -> Duration {
+        match self.deadline {
+            None => configured,
+            Some(deadline) => {
+                let margin = (deadline / 10).min(Duration::from_millis(100));
+                (deadline - margin).min(configured)
+            }
+        }
+    }
+}
+
 /// A new order, as validated from a CreateOrder request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOrder {
@@ -280,9 +295,7 @@ impl MpClient {
         body: Option<Vec<u8>>,
         call: Call<'_>,
     ) -> Result<wire::Envelope<T>, MpError> {
-        let timeout = call
-            .deadline
-            .map_or(self.config.timeout, |d| d.min(self.config.timeout));
+        let timeout = call.upstream_timeout(self.config.timeout);
         let canonical_query = signing::canonical_query(query.iter().copied());
         let mut url = self.config.base_url.clone();
         let path = format!("{}{}", url.path().trim_end_matches('/'), endpoint.path());
