@@ -41,7 +41,7 @@ fn upstream_status(error: MpError, message: String) -> Status {
         details
     };
     let (code, details) = match &error {
-        MpError::NullData => (Code::NotFound, info("UPSTREAM_NOT_FOUND", HashMap::new())),
+        MpError::NullData(_) => (Code::NotFound, info("UPSTREAM_NOT_FOUND", HashMap::new())),
         MpError::Business { code, msg } => {
             let (status_code, reason) = classify_business_error(msg);
             let metadata = HashMap::from([

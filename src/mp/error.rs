@@ -16,6 +16,7 @@ pub enum MpError {
     #[error("MP refused the request: {msg} (code {code})")]
     Business { code: i64, msg: String },
     /// MP's way of saying "no such record": code 200 with every field null.
-    #[error("MP has no such record")]
-    NullData,
+    /// Holds what was looked for, e.g. "order ORDER_1".
+    #[error("MP has no record of {0}")]
+    NullData(String),
 }
