@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -15,6 +16,8 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use url::Url;
 
+use crate::alarms::AlarmBus;
+use crate::alarms::callback::{self, CallbackState};
 use crate::api::{AlarmApi, OrderApi, ProductApi, TrafficApi};
 use crate::catalogue::ProductCatalogue;
 use crate::config::{Config, SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, Upstream};
@@ -47,6 +50,10 @@ pub enum StartError {
     Sandbox(io::Error),
     #[error("cannot create the MP client: {0}")]
     MpClient(MpError),
+    #[error("cannot set up the alarm log: {0}")]
+    AlarmBus(#[from] crate::alarms::BusError),
+    #[error("REDIS_URL: {0}")]
+    Redis(#[from] redis::RedisError),
     #[error("cannot build gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server failed: {0}")]
@@ -62,14 +69,20 @@ pub struct Application {
     grpc_listener: TcpListener,
     http_listener: TcpListener,
     grpc: Router,
+    http: axum::Router,
     health: HealthReporter,
     readiness: Readiness,
+    /// Set on shutdown; alarm streams watch it.
+    stop: watch::Sender<bool>,
     sandbox: Option<Sandbox>,
     shutdown_grace: Duration,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
+        let grpc_listener = bind("GRPC_ADDR", config.grpc_addr).await?;
+        let http_listener = bind("HTTP_ADDR", config.http_addr).await?;
+        let http_port = http_listener.local_addr().map_err(StartError::Http)?.port();
         let (sandbox, mp) = upstream(&config).await?;
         let mp = MpClient::new(mp).map_err(StartError::MpClient)?;
         if config.callback_token.is_none() {
@@ -77,7 +90,25 @@ impl Application {
                 "CALLBACK_TOKEN is not set: anyone who can reach /mp/alarm-callback can post alarms"
             );
         }
-        let default_callback_url = default_callback_url(&config);
+        let default_callback_url =
+            default_callback_url(&config, sandbox.is_some().then_some(http_port));
+        let bus = match &config.redis {
+            Some(redis) => {
+                AlarmBus::redis(redis.client()?, &redis.key_prefix, config.alarm_bus.clone())?
+            }
+            None => {
+                tracing::info!(
+                    "REDIS_URL is not set: alarms are relayed in process (run one replica)"
+                );
+                AlarmBus::in_process(config.alarm_bus.clone())
+            }
+        };
+        let (stop, stopped) = watch::channel(false);
+        let readiness = Readiness::default();
+        let http = http::router(readiness.clone()).merge(callback::router(CallbackState {
+            bus: bus.clone(),
+            token: config.callback_token.clone().map(Arc::new),
+        }));
 
         let (health, health_service) = tonic_health::server::health_reporter();
         for name in SERVICE_NAMES {
@@ -106,14 +137,18 @@ impl Application {
             .add_service(AlarmServiceServer::new(AlarmApi::new(
                 mp,
                 default_callback_url,
+                bus,
+                stopped,
             )));
 
         Ok(Self {
-            grpc_listener: bind("GRPC_ADDR", config.grpc_addr).await?,
-            http_listener: bind("HTTP_ADDR", config.http_addr).await?,
+            grpc_listener,
+            http_listener,
             grpc,
+            http,
             health,
-            readiness: Readiness::default(),
+            readiness,
+            stop,
             sandbox,
             shutdown_grace: config.shutdown_grace,
         })
@@ -142,7 +177,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), StartError> {
-        let (stop, stopped) = watch::channel(false);
+        let stopped = self.stop.subscribe();
         let wait_stop = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
@@ -151,9 +186,8 @@ impl Application {
             self.grpc
                 .serve_with_incoming_shutdown(incoming, wait_stop(stopped.clone())),
         );
-        let http_app = http::router(self.readiness.clone());
         let mut http = tokio::spawn(
-            axum::serve(self.http_listener, http_app)
+            axum::serve(self.http_listener, self.http)
                 .with_graceful_shutdown(wait_stop(stopped))
                 .into_future(),
         );
@@ -176,7 +210,8 @@ impl Application {
                 .set_service_status(*name, ServingStatus::NotServing)
                 .await;
         }
-        let _ = stop.send(true);
+        // Ends open alarm streams at once (clients resume elsewhere) and stops the listeners.
+        let _ = self.stop.send(true);
         let drained = tokio::time::timeout(self.shutdown_grace, async {
             let (grpc, http) = tokio::join!(grpc, http);
             (grpc, http)
@@ -231,7 +266,8 @@ async fn upstream(config: &Config) -> Result<(Option<Sandbox>, MpClientConfig), 
                 SandboxConfig {
                     access_key: SANDBOX_ACCESS_KEY.to_owned(),
                     secret_key: SecretString::from(SANDBOX_SECRET_KEY),
-                    traffic_mb_per_sec: 10.0,
+                    // Fast enough that a demo order crosses 53 % within half a minute.
+                    traffic_mb_per_sec: 20.0,
                 },
             )
             .await
@@ -249,14 +285,19 @@ async fn upstream(config: &Config) -> Result<(Option<Sandbox>, MpClientConfig), 
     }
 }
 
-/// `PUBLIC_CALLBACK_URL` with `token=CALLBACK_TOKEN` added, so MP presents the token.
-fn default_callback_url(config: &Config) -> Option<CallbackUrl> {
-    let public = config.public_callback_url.as_ref()?;
-    let Some(token) = &config.callback_token else {
-        return Some(public.clone());
+/// `PUBLIC_CALLBACK_URL` (in sandbox mode, this gateway's own callback
+/// endpoint) with `token=CALLBACK_TOKEN` added, so MP presents the token.
+fn default_callback_url(config: &Config, sandbox_http_port: Option<u16>) -> Option<CallbackUrl> {
+    let mut url = match (&config.public_callback_url, sandbox_http_port) {
+        (Some(public), _) => Url::parse(public.as_str()).ok()?,
+        (None, Some(port)) => {
+            Url::parse(&format!("http://127.0.0.1:{port}{}", callback::PATH)).ok()?
+        }
+        (None, None) => return None,
     };
-    let mut url = Url::parse(public.as_str()).ok()?;
-    url.query_pairs_mut()
-        .append_pair("token", token.expose_secret());
+    if let Some(token) = &config.callback_token {
+        url.query_pairs_mut()
+            .append_pair("token", token.expose_secret());
+    }
     CallbackUrl::parse(url.as_str()).ok()
 }

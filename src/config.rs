@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use chrono::FixedOffset;
 use clap::{Args, Parser, Subcommand};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::alarms::BusConfig;
 use crate::domain::CallbackUrl;
 
 /// Command line of the `mp-gateway` binary.
@@ -86,6 +87,21 @@ pub struct Settings {
     /// Seconds in-flight calls get to finish after SIGTERM [default: 8].
     #[arg(long, env = "SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<String>,
+    /// Redis, e.g. redis://redis:6379: the alarm log shared by all replicas. Unset: in process (one replica).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key the gateway uses [default: mp-gateway].
+    #[arg(long, env = "REDIS_KEY_PREFIX")]
+    pub redis_key_prefix: Option<String>,
+    /// Alarms kept for subscribers that resume [default: 100000].
+    #[arg(long, env = "ALARM_RETENTION")]
+    pub alarm_retention: Option<String>,
+    /// A callback MP repeats within this many seconds is relayed once [default: 600].
+    #[arg(long, env = "ALARM_DEDUP_WINDOW_SECS")]
+    pub alarm_dedup_window_secs: Option<String>,
+    /// Alarms a subscriber may fall behind before its stream ends with RESOURCE_EXHAUSTED [default: 1024].
+    #[arg(long, env = "ALARM_SUBSCRIBER_BUFFER")]
+    pub alarm_subscriber_buffer: Option<String>,
     /// Log format: json or pretty [default: json].
     #[arg(long, env = "LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -121,6 +137,23 @@ pub struct Config {
     pub mp_time_zone: FixedOffset,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    /// Unset: alarms stay in process (one replica).
+    pub redis: Option<RedisConfig>,
+    pub alarm_bus: BusConfig,
+}
+
+/// How to reach Redis and where the gateway's keys live.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// May hold a password, hence secret.
+    pub url: SecretString,
+    pub key_prefix: String,
+}
+
+impl RedisConfig {
+    pub fn client(&self) -> Result<redis::Client, redis::RedisError> {
+        redis::Client::open(self.url.expose_secret())
+    }
 }
 
 /// A setting that is missing or malformed.
@@ -190,6 +223,43 @@ impl Config {
                 CallbackUrl::parse(raw).map_err(|v| error("PUBLIC_CALLBACK_URL", v.description))
             })
             .transpose()?;
+        let redis = non_empty(s.redis_url.as_ref())
+            .map(|url| {
+                let config = RedisConfig {
+                    url: SecretString::from(url),
+                    key_prefix: non_empty(s.redis_key_prefix.as_ref())
+                        .unwrap_or("mp-gateway")
+                        .to_owned(),
+                };
+                // Only the scheme and shape are checked here: Redis may well be down at start.
+                config
+                    .client()
+                    .map(|_| config)
+                    .map_err(|e| error("REDIS_URL", format!("is not a Redis URL: {e}")))
+            })
+            .transpose()?;
+        let alarm_retention: usize =
+            parse_or("ALARM_RETENTION", s.alarm_retention.as_deref(), 100_000)?;
+        let subscriber_buffer: usize = parse_or(
+            "ALARM_SUBSCRIBER_BUFFER",
+            s.alarm_subscriber_buffer.as_deref(),
+            1024,
+        )?;
+        if alarm_retention == 0 {
+            return Err(error("ALARM_RETENTION", "must be greater than 0"));
+        }
+        if subscriber_buffer == 0 {
+            return Err(error("ALARM_SUBSCRIBER_BUFFER", "must be greater than 0"));
+        }
+        let alarm_bus = BusConfig {
+            retention: alarm_retention,
+            dedup_window: Duration::from_secs(parse_or(
+                "ALARM_DEDUP_WINDOW_SECS",
+                s.alarm_dedup_window_secs.as_deref(),
+                600,
+            )?),
+            subscriber_buffer,
+        };
         let mp_timeout_ms: u64 = parse_or("MP_TIMEOUT_MS", s.mp_timeout_ms.as_deref(), 10_000)?;
         if mp_timeout_ms == 0 {
             return Err(error("MP_TIMEOUT_MS", "must be greater than 0"));
@@ -225,6 +295,8 @@ impl Config {
                     ));
                 }
             },
+            redis,
+            alarm_bus,
         })
     }
 }
@@ -298,6 +370,16 @@ mod tests {
                 "PUBLIC_CALLBACK_URL",
             ),
             (&["--shutdown-grace-secs=-1"], "SHUTDOWN_GRACE_SECS"),
+            (&["--redis-url", "localhost:6379"], "REDIS_URL"),
+            (&["--alarm-retention", "0"], "ALARM_RETENTION"),
+            (
+                &["--alarm-dedup-window-secs", "ten"],
+                "ALARM_DEDUP_WINDOW_SECS",
+            ),
+            (
+                &["--alarm-subscriber-buffer", "0"],
+                "ALARM_SUBSCRIBER_BUFFER",
+            ),
         ];
         for (args, variable) in cases {
             let mut all = MP.to_vec();
@@ -316,8 +398,13 @@ mod tests {
     }
 
     #[test]
-    fn the_secret_key_never_prints() {
-        let config = Config::from_settings(&settings(MP)).unwrap();
-        assert!(!format!("{config:?}").contains("s3cret"));
+    fn the_secret_key_and_redis_password_never_print() {
+        let mut args = MP.to_vec();
+        args.extend_from_slice(&["--redis-url", "redis://:hunter2@redis:6379"]);
+        let config = Config::from_settings(&settings(&args)).unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret"));
+        assert!(!printed.contains("hunter2"));
+        assert_eq!(config.redis.unwrap().key_prefix, "mp-gateway");
     }
 }

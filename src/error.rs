@@ -1,6 +1,7 @@
 //! The one error type of the gateway's request path. It becomes a gRPC
 //! status in exactly one place: `api::status`.
 
+use crate::alarms::BusError;
 use crate::domain::FieldViolation;
 use crate::mp::MpError;
 
@@ -15,6 +16,9 @@ pub enum GatewayError {
     /// MP failed or refused.
     #[error(transparent)]
     Mp(#[from] MpError),
+    /// The alarm log refused or failed.
+    #[error(transparent)]
+    AlarmLog(#[from] BusError),
     /// The gateway itself failed (a bug or a broken dependency).
     #[error("internal error: {0}")]
     Internal(String),

@@ -6,11 +6,14 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::alarms::BusError;
 use crate::error::GatewayError;
 use crate::mp::MpError;
 
 /// The `ErrorInfo.domain` of every upstream error.
 pub const MP_DOMAIN: &str = "mp.linksfield.net";
+/// The `ErrorInfo.domain` of errors the gateway itself raises.
+pub const GATEWAY_DOMAIN: &str = "mp-gateway";
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl From<GatewayError> for Status {
@@ -27,6 +30,24 @@ impl From<GatewayError> for Status {
             GatewayError::NotFound(_) => Status::not_found(message),
             GatewayError::Internal(_) => Status::internal(message),
             GatewayError::Mp(mp) => upstream_status(mp, message),
+            GatewayError::AlarmLog(BusError::OutOfRange(after)) => {
+                let metadata = HashMap::from([("resume_after".to_owned(), after.to_string())]);
+                let details = ErrorDetails::with_error_info(
+                    "RESUME_POINT_NOT_RETAINED",
+                    GATEWAY_DOMAIN,
+                    metadata,
+                );
+                Status::with_error_details(Code::OutOfRange, message, details)
+            }
+            GatewayError::AlarmLog(BusError::Unavailable(_)) => {
+                let mut details = ErrorDetails::with_error_info(
+                    "ALARM_LOG_UNAVAILABLE",
+                    GATEWAY_DOMAIN,
+                    HashMap::new(),
+                );
+                details.set_retry_info(Some(RETRY_AFTER));
+                Status::with_error_details(Code::Unavailable, message, details)
+            }
         }
     }
 }

@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::FixedOffset;
+use mp_gateway::alarms::BusConfig;
 use mp_gateway::app::Application;
-use mp_gateway::config::{Config, LogFormat, Upstream};
+use mp_gateway::config::{Config, LogFormat, RedisConfig, Upstream};
 use mp_gateway::proto::alarm_service_client::AlarmServiceClient;
 use mp_gateway::proto::order_service_client::OrderServiceClient;
 use mp_gateway::proto::product_service_client::ProductServiceClient;
@@ -50,6 +51,20 @@ pub fn config_for(base_url: &str) -> Config {
         mp_time_zone: FixedOffset::east_opt(8 * 3600).expect("valid offset"),
         shutdown_grace: Duration::from_secs(2),
         log_format: LogFormat::Pretty,
+        redis: None,
+        alarm_bus: BusConfig {
+            retention: 10_000,
+            dedup_window: Duration::from_secs(600),
+            subscriber_buffer: 1024,
+        },
+    }
+}
+
+/// The shared Redis on 127.0.0.1:6379, under a key prefix no other test uses.
+pub fn shared_redis() -> RedisConfig {
+    RedisConfig {
+        url: SecretString::from("redis://127.0.0.1:6379"),
+        key_prefix: format!("mpgw-test-{}", uuid::Uuid::new_v4()),
     }
 }
 
