@@ -23,6 +23,7 @@ use crate::catalogue::ProductCatalogue;
 use crate::config::{Config, SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, Upstream};
 use crate::domain::CallbackUrl;
 use crate::http::{self, Readiness};
+use crate::idempotency::{Idempotency, IdempotencyConfig};
 use crate::mp::{MpClient, MpClientConfig, MpClock, MpError};
 use crate::proto::alarm_service_server::AlarmServiceServer;
 use crate::proto::order_service_server::OrderServiceServer;
@@ -50,8 +51,6 @@ pub enum StartError {
     Sandbox(io::Error),
     #[error("cannot create the MP client: {0}")]
     MpClient(MpError),
-    #[error("cannot set up the alarm log: {0}")]
-    AlarmBus(#[from] crate::alarms::BusError),
     #[error("REDIS_URL: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("cannot build gRPC reflection: {0}")]
@@ -92,15 +91,31 @@ impl Application {
         }
         let default_callback_url =
             default_callback_url(&config, sandbox.is_some().then_some(http_port));
-        let bus = match &config.redis {
+        let idempotency_config = IdempotencyConfig {
+            ttl: config.idempotency_ttl,
+            lease: config.mp_timeout + Duration::from_secs(5),
+        };
+        let (bus, idempotency) = match &config.redis {
             Some(redis) => {
-                AlarmBus::redis(redis.client()?, &redis.key_prefix, config.alarm_bus.clone())?
+                let conn = redis.connection_manager()?;
+                (
+                    AlarmBus::redis(
+                        conn.clone(),
+                        redis.client()?,
+                        &redis.key_prefix,
+                        config.alarm_bus.clone(),
+                    ),
+                    Idempotency::redis(conn, &redis.key_prefix, idempotency_config),
+                )
             }
             None => {
                 tracing::info!(
-                    "REDIS_URL is not set: alarms are relayed in process (run one replica)"
+                    "REDIS_URL is not set: alarms and idempotency records stay in process (run one replica)"
                 );
-                AlarmBus::in_process(config.alarm_bus.clone())
+                (
+                    AlarmBus::in_process(config.alarm_bus.clone()),
+                    Idempotency::in_process(idempotency_config),
+                )
             }
         };
         let (stop, stopped) = watch::channel(false);
@@ -132,7 +147,11 @@ impl Application {
             .add_service(ProductServiceServer::new(ProductApi::new(
                 ProductCatalogue::new(mp.clone()),
             )))
-            .add_service(OrderServiceServer::new(OrderApi::new(mp.clone())))
+            .add_service(OrderServiceServer::new(OrderApi::new(
+                mp.clone(),
+                idempotency,
+                config.mp_timeout,
+            )))
             .add_service(TrafficServiceServer::new(TrafficApi::new(mp.clone())))
             .add_service(AlarmServiceServer::new(AlarmApi::new(
                 mp,

@@ -102,6 +102,9 @@ pub struct Settings {
     /// Alarms a subscriber may fall behind before its stream ends with RESOURCE_EXHAUSTED [default: 1024].
     #[arg(long, env = "ALARM_SUBSCRIBER_BUFFER")]
     pub alarm_subscriber_buffer: Option<String>,
+    /// How long a CreateOrder/TopUpOrder outcome is kept per request_id [default: 86400].
+    #[arg(long, env = "IDEMPOTENCY_TTL_SECS")]
+    pub idempotency_ttl_secs: Option<String>,
     /// Log format: json or pretty [default: json].
     #[arg(long, env = "LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -140,6 +143,7 @@ pub struct Config {
     /// Unset: alarms stay in process (one replica).
     pub redis: Option<RedisConfig>,
     pub alarm_bus: BusConfig,
+    pub idempotency_ttl: Duration,
 }
 
 /// How to reach Redis and where the gateway's keys live.
@@ -153,6 +157,17 @@ pub struct RedisConfig {
 impl RedisConfig {
     pub fn client(&self) -> Result<redis::Client, redis::RedisError> {
         redis::Client::open(self.url.expose_secret())
+    }
+
+    /// The replica's shared Redis connection. Lazy: Redis may be down at start.
+    /// Short timeouts, so a dead Redis fails calls fast instead of hanging them.
+    pub fn connection_manager(&self) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
+        const TIMEOUT: Duration = Duration::from_millis(500);
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT))
+            .set_number_of_retries(1);
+        redis::aio::ConnectionManager::new_lazy_with_config(self.client()?, config)
     }
 }
 
@@ -260,6 +275,14 @@ impl Config {
             )?),
             subscriber_buffer,
         };
+        let idempotency_ttl = Duration::from_secs(parse_or(
+            "IDEMPOTENCY_TTL_SECS",
+            s.idempotency_ttl_secs.as_deref(),
+            86_400,
+        )?);
+        if idempotency_ttl.is_zero() {
+            return Err(error("IDEMPOTENCY_TTL_SECS", "must be greater than 0"));
+        }
         let mp_timeout_ms: u64 = parse_or("MP_TIMEOUT_MS", s.mp_timeout_ms.as_deref(), 10_000)?;
         if mp_timeout_ms == 0 {
             return Err(error("MP_TIMEOUT_MS", "must be greater than 0"));
@@ -297,6 +320,7 @@ impl Config {
             },
             redis,
             alarm_bus,
+            idempotency_ttl,
         })
     }
 }

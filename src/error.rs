@@ -3,6 +3,7 @@
 
 use crate::alarms::BusError;
 use crate::domain::FieldViolation;
+use crate::idempotency::{IdempotencyError, RunError};
 use crate::mp::MpError;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +20,9 @@ pub enum GatewayError {
     /// The alarm log refused or failed.
     #[error(transparent)]
     AlarmLog(#[from] BusError),
+    /// The request id rules of CreateOrder/TopUpOrder refused the call.
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
     /// The gateway itself failed (a bug or a broken dependency).
     #[error("internal error: {0}")]
     Internal(String),
@@ -37,4 +41,13 @@ fn describe(violations: &[FieldViolation]) -> String {
         .map(|v| format!("{} {}", v.field, v.description))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+impl From<RunError> for GatewayError {
+    fn from(error: RunError) -> Self {
+        match error {
+            RunError::Idempotency(e) => Self::Idempotency(e),
+            RunError::Mp(e) => Self::Mp(e),
+        }
+    }
 }

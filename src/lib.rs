@@ -17,6 +17,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod mp;
 pub mod sandbox;
 pub mod telemetry;

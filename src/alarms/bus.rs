@@ -67,13 +67,12 @@ impl AlarmBus {
 
     /// A bus on a Redis Stream. Connects lazily: Redis being down at start stops nothing.
     pub fn redis(
+        conn: redis::aio::ConnectionManager,
         client: redis::Client,
         key_prefix: &str,
         config: BusConfig,
-    ) -> Result<Self, BusError> {
-        Ok(Self::Redis(Arc::new(RedisBus::new(
-            client, key_prefix, config,
-        )?)))
+    ) -> Self {
+        Self::Redis(Arc::new(RedisBus::new(conn, client, key_prefix, config)))
     }
 
     /// Appends an alarm unless it repeats one seen within the dedup window.

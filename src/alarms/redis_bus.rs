@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use redis::{AsyncConnectionConfig, Script};
 use tokio::sync::broadcast;
@@ -19,8 +19,8 @@ use super::{Alarm, AlarmId, AlarmReport};
 
 /// How long one XREAD blocks; the reader's connection waits a little longer.
 const READ_BLOCK: Duration = Duration::from_secs(2);
-/// The shared connection's bound on any command, so a hung Redis fails fast.
-const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long the reader waits to connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const REPLAY_PAGE: usize = 1000;
 
 /// SET NX the dedup key; only if it was new, XADD. Returns the new id or nil.
@@ -52,22 +52,18 @@ fn unavailable(error: redis::RedisError) -> BusError {
 }
 
 impl RedisBus {
+    /// `conn` is the replica's shared connection; `client` opens the reader's own.
     pub fn new(
+        conn: ConnectionManager,
         client: redis::Client,
         key_prefix: &str,
         config: BusConfig,
-    ) -> Result<Self, BusError> {
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-            .map_err(unavailable)?;
+    ) -> Self {
         // Keys are versioned: a change of the stored format gets new keys.
         let stream_key = format!("{key_prefix}:alarms:v1");
         let (live, _) = broadcast::channel(config.subscriber_buffer.max(1));
         let reader = tokio::spawn(read_forever(client, stream_key.clone(), live.clone()));
-        Ok(Self {
+        Self {
             conn,
             publish: Script::new(PUBLISH_SCRIPT),
             dedup_prefix: format!("{key_prefix}:alarm-seen:v1:"),
@@ -75,7 +71,7 @@ impl RedisBus {
             live,
             config,
             reader,
-        })
+        }
     }
 
     pub async fn publish(&self, report: AlarmReport) -> Result<Published, BusError> {
@@ -195,7 +191,7 @@ async fn read_until_error(
     outage: &mut bool,
 ) -> redis::RedisResult<Infallible> {
     let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(COMMAND_TIMEOUT))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(READ_BLOCK + Duration::from_secs(3)));
     let mut conn: MultiplexedConnection = client
         .get_multiplexed_async_connection_with_config(&config)

@@ -127,7 +127,7 @@ impl MpClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .connect_timeout(config.timeout)
             .build()
-            .map_err(|e| MpError::Unreachable(format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| MpError::NotSent(format!("cannot build HTTP client: {e}")))?;
         Ok(Self { http, config })
     }
 
@@ -331,7 +331,9 @@ impl MpClient {
             request = request.body(body);
         }
         let transport = |e: reqwest::Error| {
-            if e.is_timeout() {
+            if e.is_connect() {
+                MpError::NotSent(error_chain(&e))
+            } else if e.is_timeout() {
                 MpError::Timeout(timeout)
             } else {
                 MpError::Unreachable(error_chain(&e))

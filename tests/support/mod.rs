@@ -57,6 +57,7 @@ pub fn config_for(base_url: &str) -> Config {
             dedup_window: Duration::from_secs(600),
             subscriber_buffer: 1024,
         },
+        idempotency_ttl: Duration::from_secs(3600),
     }
 }
 
