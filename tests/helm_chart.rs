@@ -113,6 +113,7 @@ fn helm_command(subcommand: &str, sets: &[&str]) -> Command {
 }
 
 /// `flag` is `--set`, or `--set-json` for numbers typed as in a values file.
+/// An entry starting with `--` is a helm flag of its own (`--kube-version=1.29.0`).
 fn helm_command_with(subcommand: &str, flag: &str, sets: &[&str]) -> Command {
     let mut command = Command::new(helm());
     command.arg(subcommand);
@@ -123,7 +124,11 @@ fn helm_command_with(subcommand: &str, flag: &str, sets: &[&str]) -> Command {
         .arg(Path::new(ROOT).join("helm/mp-gateway"))
         .args(["--namespace", "esim"]);
     for set in sets {
-        command.args([flag, set]);
+        if set.starts_with("--") {
+            command.arg(set);
+        } else {
+            command.args([flag, set]);
+        }
     }
     command
 }
@@ -786,6 +791,14 @@ fn pods_pause_before_sigterm_and_get_longer_than_the_gateways_own_grace() {
 
     let no_pause = render(&with(SANDBOX, &["lifecycle.preStopSleepSeconds=0"]));
     assert!(no_pause.container().get("lifecycle").is_none());
+
+    // The sleep action needs Kubernetes 1.30; older clusters get told, or run without the pause.
+    let error = render_error(&with(SANDBOX, &["--kube-version=1.29.4"]));
+    assert!(error.contains("lifecycle.preStopSleepSeconds=0"), "{error}");
+    render(&with(
+        SANDBOX,
+        &["--kube-version=1.29.4", "lifecycle.preStopSleepSeconds=0"],
+    ));
 }
 
 #[test]

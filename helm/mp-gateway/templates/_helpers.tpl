@@ -129,6 +129,9 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{- if and $v.tls.enabled (eq $v.probes.type "grpc") }}
 {{- fail "probes.type=grpc cannot probe a TLS gRPC port (the kubelet's gRPC probe is plaintext): use probes.type=http or auto" }}
 {{- end }}
+{{- if and (gt (int $v.lifecycle.preStopSleepSeconds) 0) (not (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version)) }}
+{{- fail (printf "the preStop sleep action needs Kubernetes 1.30 (this is %s): upgrade, or set lifecycle.preStopSleepSeconds=0" .Capabilities.KubeVersion.Version) }}
+{{- end }}
 {{- $needed := add (int $v.lifecycle.preStopSleepSeconds) (int $v.config.shutdownGraceSecs) }}
 {{- if le (int (include "mp-gateway.terminationGracePeriodSeconds" .)) $needed }}
 {{- fail (printf "terminationGracePeriodSeconds must exceed lifecycle.preStopSleepSeconds + config.shutdownGraceSecs (%d)" $needed) }}
