@@ -143,18 +143,23 @@ fn render(sets: &[&str]) -> Rendered {
 }
 
 fn render_with(flag: &str, sets: &[&str]) -> Rendered {
+    let yaml = template(flag, sets);
+    let objects = serde_norway::Deserializer::from_str(&yaml)
+        .map(|doc| Value::deserialize(doc).expect("helm template prints valid YAML"))
+        .filter(|object| !object.is_null())
+        .collect();
+    Rendered(objects)
+}
+
+/// The YAML `helm template` prints.
+fn template(flag: &str, sets: &[&str]) -> String {
     let out = run(helm_command_with("template", flag, sets));
     assert!(
         out.status.success(),
         "helm template {sets:?} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let yaml = String::from_utf8(out.stdout).expect("helm prints UTF-8");
-    let objects = serde_norway::Deserializer::from_str(&yaml)
-        .map(|doc| Value::deserialize(doc).expect("helm template prints valid YAML"))
-        .filter(|object| !object.is_null())
-        .collect();
-    Rendered(objects)
+    String::from_utf8(out.stdout).expect("helm prints UTF-8")
 }
 
 /// `helm template` that must fail; returns helm's error output.
@@ -287,6 +292,73 @@ fn helm_lint_fails_on_values_the_schema_rejects() {
     let out = run(helm_command("lint", &["config.logFormat=xml"]));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("config.logFormat"));
+}
+
+#[test]
+fn rendered_objects_are_valid_for_kubernetes_1_30_with_no_unknown_fields() {
+    let everything = with(
+        PRODUCTION,
+        &[
+            "autoscaling.enabled=true",
+            "autoscaling.targetMemoryUtilizationPercentage=80",
+            "podDisruptionBudget.enabled=true",
+            "podDisruptionBudget.minAvailable=50%",
+            "networkPolicy.enabled=true",
+            "networkPolicy.egress.restrict=true",
+            "networkPolicy.grpcFrom[0].podSelector.matchLabels.app=shop",
+            "ingress.enabled=true",
+            "ingress.host=gw.example.com",
+            "service.headless=true",
+            "tls.enabled=true",
+            "tls.secretName=gw-tls",
+            "tls.clientCa.enabled=true",
+        ],
+    );
+    let trial = with(
+        SANDBOX,
+        &["redis.internal.enabled=true", "networkPolicy.enabled=true"],
+    );
+    let existing = [
+        "config.mpBaseUrl=https://lk-api-v2.linksfield.net",
+        "secrets.existingSecret=mp-credentials",
+        "replicaCount=2",
+    ];
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    for sets in [SANDBOX, &everything, &trial, &existing] {
+        let yaml = template("--set", sets);
+        // The chart's floor; ServiceMonitor and HTTPRoute (CRDs) are only warned about.
+        let mut validate = Command::new(&python)
+            .args([
+                "-m",
+                "kubernetes_validate",
+                "--strict",
+                "--quiet",
+                "--no-warn",
+            ])
+            .args(["--kubernetes-version", "1.30.0", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{python} does not run ({e})"));
+        validate
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(yaml.as_bytes())
+            .unwrap();
+        let out = validate.wait_with_output().unwrap();
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !report.contains("No module named kubernetes_validate"),
+            "kubernetes-validate is missing: run scripts/install-dev-tools"
+        );
+        assert!(out.status.success(), "{sets:?}:\n{report}");
+    }
 }
 
 #[test]
