@@ -63,6 +63,10 @@ const PLAIN_VARIABLES: &[&str] = &[
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "RUST_LOG",
     "MP_TIME_ZONE",
+    "REDIS_KEY_PREFIX",
+    "ALARM_RETENTION",
+    "ALARM_DEDUP_WINDOW_SECS",
+    "ALARM_SUBSCRIBER_BUFFER",
 ];
 
 /// Values that make the chart set every variable of the contract.
@@ -566,6 +570,10 @@ fn the_chart_sets_every_variable_of_the_configuration_contract() {
         ("LOG_FORMAT", "json"),
         ("RUST_LOG", "info"),
         ("MP_TIME_ZONE", "+08:00"),
+        ("REDIS_KEY_PREFIX", "mp-gateway"),
+        ("ALARM_RETENTION", "100000"),
+        ("ALARM_DEDUP_WINDOW_SECS", "600"),
+        ("ALARM_SUBSCRIBER_BUFFER", "1024"),
     ] {
         assert_eq!(config[variable], default, "{variable}");
     }
