@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::FixedOffset;
 use clap::{Args, Parser, Subcommand};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use url::Url;
 
 use crate::alarms::BusConfig;
@@ -105,6 +105,18 @@ pub struct Settings {
     /// How long a CreateOrder/TopUpOrder outcome is kept per request_id [default: 86400].
     #[arg(long, env = "IDEMPOTENCY_TTL_SECS")]
     pub idempotency_ttl_secs: Option<String>,
+    /// Comma-separated bearer tokens accepted on the gRPC API; unset = no auth.
+    #[arg(long, env = "GRPC_AUTH_TOKENS", hide_env_values = true)]
+    pub grpc_auth_tokens: Option<String>,
+    /// PEM certificate (chain) to serve gRPC over TLS.
+    #[arg(long, env = "GRPC_TLS_CERT")]
+    pub grpc_tls_cert: Option<String>,
+    /// PEM private key for GRPC_TLS_CERT.
+    #[arg(long, env = "GRPC_TLS_KEY")]
+    pub grpc_tls_key: Option<String>,
+    /// PEM CA certificate(s): require client certificates signed by it (mTLS).
+    #[arg(long, env = "GRPC_TLS_CLIENT_CA")]
+    pub grpc_tls_client_ca: Option<String>,
     /// Log format: json or pretty [default: json].
     #[arg(long, env = "LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -144,6 +156,19 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     pub alarm_bus: BusConfig,
     pub idempotency_ttl: Duration,
+    /// Empty: the gRPC API needs no token.
+    pub grpc_auth_tokens: Vec<SecretString>,
+    /// Unset: plaintext gRPC.
+    pub grpc_tls: Option<GrpcTls>,
+}
+
+/// The PEM material for serving gRPC over TLS, read at start.
+#[derive(Debug, Clone)]
+pub struct GrpcTls {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: SecretSlice<u8>,
+    /// Set: clients must present a certificate signed by this CA.
+    pub client_ca_pem: Option<Vec<u8>>,
 }
 
 /// How to reach Redis and where the gateway's keys live.
@@ -321,7 +346,60 @@ impl Config {
             redis,
             alarm_bus,
             idempotency_ttl,
+            grpc_auth_tokens: parse_tokens(s.grpc_auth_tokens.as_deref())?,
+            grpc_tls: parse_tls(s)?,
         })
+    }
+}
+
+/// `a,b, c` → three tokens; an empty item is a typo, not a token.
+fn parse_tokens(raw: Option<&str>) -> Result<Vec<SecretString>, ConfigError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .map(|token| {
+            if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Err(error(
+                    "GRPC_AUTH_TOKENS",
+                    "has an empty token or one with spaces",
+                ))
+            } else {
+                Ok(SecretString::from(token))
+            }
+        })
+        .collect()
+}
+
+fn read_pem(variable: &'static str, path: &str) -> Result<Vec<u8>, ConfigError> {
+    let pem =
+        std::fs::read(path).map_err(|e| error(variable, format!("cannot read {path:?}: {e}")))?;
+    if !pem.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err(error(variable, format!("{path:?} is not a PEM file")));
+    }
+    Ok(pem)
+}
+
+fn parse_tls(s: &Settings) -> Result<Option<GrpcTls>, ConfigError> {
+    let cert = non_empty(s.grpc_tls_cert.as_ref());
+    let key = non_empty(s.grpc_tls_key.as_ref());
+    let client_ca = non_empty(s.grpc_tls_client_ca.as_ref());
+    match (cert, key) {
+        (None, None) if client_ca.is_some() => Err(error(
+            "GRPC_TLS_CLIENT_CA",
+            "needs GRPC_TLS_CERT and GRPC_TLS_KEY (mTLS is TLS first)",
+        )),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(error("GRPC_TLS_KEY", "is required with GRPC_TLS_CERT")),
+        (None, Some(_)) => Err(error("GRPC_TLS_CERT", "is required with GRPC_TLS_KEY")),
+        (Some(cert), Some(key)) => Ok(Some(GrpcTls {
+            cert_pem: read_pem("GRPC_TLS_CERT", cert)?,
+            key_pem: read_pem("GRPC_TLS_KEY", key)?.into(),
+            client_ca_pem: client_ca
+                .map(|ca| read_pem("GRPC_TLS_CLIENT_CA", ca))
+                .transpose()?,
+        })),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod alarm_service;
 mod alarm_stream;
+pub mod auth;
 mod order_service;
 mod product_service;
 pub mod status;

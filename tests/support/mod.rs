@@ -58,6 +58,8 @@ pub fn config_for(base_url: &str) -> Config {
             subscriber_buffer: 1024,
         },
         idempotency_ttl: Duration::from_secs(3600),
+        grpc_auth_tokens: Vec::new(),
+        grpc_tls: None,
     }
 }
 
@@ -87,11 +89,10 @@ impl TestGateway {
         let task = tokio::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
         }));
+        // Lazy: a TLS gateway would refuse this plaintext channel's handshake.
         let channel = Channel::from_shared(format!("http://{grpc_addr}"))
             .expect("valid URI")
-            .connect()
-            .await
-            .expect("gateway accepts connections");
+            .connect_lazy();
         Self {
             grpc_addr,
             http_addr,
