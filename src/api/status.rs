@@ -54,6 +54,12 @@ impl From<GatewayError> for Status {
     }
 }
 
+impl From<MpError> for Status {
+    fn from(error: MpError) -> Self {
+        GatewayError::from(error).into()
+    }
+}
+
 fn upstream_status(error: MpError, message: String) -> Status {
     let info = |reason: &str, metadata: HashMap<String, String>| {
         ErrorDetails::with_error_info(reason, MP_DOMAIN, metadata)
