@@ -15,8 +15,13 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use url::Url;
 
+use metrics_exporter_prometheus::PrometheusHandle;
+
 use crate::api::{AlarmApi, OrderApi, ProductApi, TrafficApi};
-use crate::catalogue::ProductCatalogue;
+use crate::cache::metrics::CacheMetrics;
+use crate::cache::redis_store::RedisStore;
+use crate::cache::snapshot::Lifetimes;
+use crate::cache::{CatalogueSettings, Keys, ProductCatalogue, RedisTimeouts, StoreError};
 use crate::config::{Config, SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, Upstream};
 use crate::domain::CallbackUrl;
 use crate::http::{self, Readiness};
@@ -47,6 +52,8 @@ pub enum StartError {
     Sandbox(io::Error),
     #[error("cannot create the MP client: {0}")]
     MpClient(MpError),
+    #[error("REDIS_URL: {0}")]
+    Redis(StoreError),
     #[error("cannot build gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server failed: {0}")]
@@ -64,14 +71,19 @@ pub struct Application {
     grpc: Router,
     health: HealthReporter,
     readiness: Readiness,
+    metrics: PrometheusHandle,
     sandbox: Option<Sandbox>,
     shutdown_grace: Duration,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
+        // First, so that every counter made below reports to it.
+        let metrics = crate::telemetry::metrics();
         let (sandbox, mp) = upstream(&config).await?;
+        let account = mp.access_key.clone();
         let mp = MpClient::new(mp).map_err(StartError::MpClient)?;
+        let catalogue = product_catalogue(&config, mp.clone(), &account)?;
         if config.callback_token.is_none() {
             tracing::warn!(
                 "CALLBACK_TOKEN is not set: anyone who can reach /mp/alarm-callback can post alarms"
@@ -96,9 +108,7 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
-            .add_service(ProductServiceServer::new(ProductApi::new(
-                ProductCatalogue::new(mp.clone()),
-            )))
+            .add_service(ProductServiceServer::new(ProductApi::new(catalogue)))
             .add_service(OrderServiceServer::new(OrderApi::new(mp.clone())))
             .add_service(TrafficServiceServer::new(TrafficApi::new(mp.clone())))
             .add_service(AlarmServiceServer::new(AlarmApi::new(
@@ -112,6 +122,7 @@ impl Application {
             grpc,
             health,
             readiness: Readiness::default(),
+            metrics,
             sandbox,
             shutdown_grace: config.shutdown_grace,
         })
@@ -149,7 +160,7 @@ impl Application {
             self.grpc
                 .serve_with_incoming_shutdown(incoming, wait_stop(stopped.clone())),
         );
-        let http_app = http::router(self.readiness.clone());
+        let http_app = http::router(self.readiness.clone(), self.metrics.clone());
         let mut http = tokio::spawn(
             axum::serve(self.http_listener, http_app)
                 .with_graceful_shutdown(wait_stop(stopped))
@@ -203,6 +214,38 @@ async fn bind(variable: &'static str, addr: SocketAddr) -> Result<TcpListener, S
             addr,
             source,
         })
+}
+
+/// The product cache: in process, plus Redis when `REDIS_URL` is set. Redis
+/// is not contacted here: one that is down at start is used once it answers.
+fn product_catalogue(
+    config: &Config,
+    mp: MpClient,
+    account: &str,
+) -> Result<ProductCatalogue, StartError> {
+    let settings = CatalogueSettings {
+        lifetimes: Lifetimes {
+            ttl: config.product_cache.ttl,
+            max_stale: config.product_cache.max_stale,
+        },
+        mp_timeout: config.mp_timeout,
+    };
+    let l2 = match &config.redis_url {
+        None => {
+            tracing::info!("REDIS_URL is not set: product lists are cached in this process only");
+            None
+        }
+        Some(url) => Some(
+            RedisStore::new(
+                url,
+                Keys::new(&config.product_cache.key_prefix, account),
+                RedisTimeouts::default(),
+                CacheMetrics::new(),
+            )
+            .map_err(StartError::Redis)?,
+        ),
+    };
+    Ok(ProductCatalogue::new(mp, settings, l2))
 }
 
 /// Starts the simulator when asked to, and says how to reach MP.

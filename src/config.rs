@@ -89,6 +89,19 @@ pub struct Settings {
     /// Log format: json or pretty [default: json].
     #[arg(long, env = "LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Redis, e.g. redis://127.0.0.1:6379 [default: unset = in-process cache only].
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Seconds a product list stays fresh [default: 300].
+    #[arg(long, env = "PRODUCT_CACHE_TTL_SECS")]
+    pub product_cache_ttl_secs: Option<String>,
+    /// Seconds past its freshness a product list may still be served while it
+    /// is refreshed (or while MP fails) [default: 3600].
+    #[arg(long, env = "PRODUCT_CACHE_MAX_STALE_SECS")]
+    pub product_cache_max_stale_secs: Option<String>,
+    /// Prefix of every Redis key, so several deployments can share one Redis [default: mp-gateway].
+    #[arg(long, env = "CACHE_KEY_PREFIX")]
+    pub cache_key_prefix: Option<String>,
 }
 
 /// Where MP calls go.
@@ -121,6 +134,37 @@ pub struct Config {
     pub mp_time_zone: FixedOffset,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    /// Redis (a secret: its URL may hold a password); `None` keeps everything in process.
+    pub redis_url: Option<SecretString>,
+    pub product_cache: ProductCacheConfig,
+}
+
+/// How long product lists are kept and where in Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductCacheConfig {
+    /// How long a fetched list is fresh (`PRODUCT_CACHE_TTL_SECS`).
+    pub ttl: Duration,
+    /// How long past `ttl` a list may still be served, stale, while a refresh
+    /// runs or MP fails (`PRODUCT_CACHE_MAX_STALE_SECS`); never after that.
+    pub max_stale: Duration,
+    /// Prefix of every Redis key (`CACHE_KEY_PREFIX`).
+    pub key_prefix: String,
+}
+
+impl ProductCacheConfig {
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+    pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(3600);
+    pub const DEFAULT_KEY_PREFIX: &str = "mp-gateway";
+}
+
+impl Default for ProductCacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Self::DEFAULT_TTL,
+            max_stale: Self::DEFAULT_MAX_STALE,
+            key_prefix: Self::DEFAULT_KEY_PREFIX.to_owned(),
+        }
+    }
 }
 
 /// A setting that is missing or malformed.
@@ -194,6 +238,9 @@ impl Config {
         if mp_timeout_ms == 0 {
             return Err(error("MP_TIMEOUT_MS", "must be greater than 0"));
         }
+        let redis_url = non_empty(s.redis_url.as_ref())
+            .map(parse_redis_url)
+            .transpose()?;
         Ok(Self {
             upstream,
             grpc_addr: parse_or(
@@ -225,8 +272,55 @@ impl Config {
                     ));
                 }
             },
+            redis_url,
+            product_cache: product_cache_config(s)?,
         })
     }
+}
+
+/// A URL the redis crate can connect with (`redis://`, `rediss://`, `unix://`);
+/// kept secret because it may carry a password.
+fn parse_redis_url(raw: &str) -> Result<SecretString, ConfigError> {
+    match redis::Client::open(raw) {
+        Ok(_) => Ok(SecretString::from(raw)),
+        // The redis crate's message can quote the URL, password included: say only what kind.
+        Err(e) => Err(error(
+            "REDIS_URL",
+            format!("is not a Redis URL like redis://host:6379 ({:?})", e.kind()),
+        )),
+    }
+}
+
+fn product_cache_config(s: &Settings) -> Result<ProductCacheConfig, ConfigError> {
+    let ttl_secs: u64 = parse_or(
+        "PRODUCT_CACHE_TTL_SECS",
+        s.product_cache_ttl_secs.as_deref(),
+        ProductCacheConfig::DEFAULT_TTL.as_secs(),
+    )?;
+    if ttl_secs == 0 {
+        return Err(error("PRODUCT_CACHE_TTL_SECS", "must be greater than 0"));
+    }
+    let max_stale_secs: u64 = parse_or(
+        "PRODUCT_CACHE_MAX_STALE_SECS",
+        s.product_cache_max_stale_secs.as_deref(),
+        ProductCacheConfig::DEFAULT_MAX_STALE.as_secs(),
+    )?;
+    let key_prefix =
+        non_empty(s.cache_key_prefix.as_ref()).unwrap_or(ProductCacheConfig::DEFAULT_KEY_PREFIX);
+    if key_prefix
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(error(
+            "CACHE_KEY_PREFIX",
+            format!("{key_prefix:?} must not contain spaces or control characters"),
+        ));
+    }
+    Ok(ProductCacheConfig {
+        ttl: Duration::from_secs(ttl_secs),
+        max_stale: Duration::from_secs(max_stale_secs),
+        key_prefix: key_prefix.to_owned(),
+    })
 }
 
 /// `+08:00`, `-05:30`, `Z` or `UTC`. MP's document gives no zone; LinksField
@@ -274,6 +368,49 @@ mod tests {
         assert_eq!(config.mp_time_zone.local_minus_utc(), 8 * 3600);
         assert_eq!(config.shutdown_grace, Duration::from_secs(8));
         assert_eq!(config.log_format, LogFormat::Json);
+        assert!(config.redis_url.is_none());
+        assert_eq!(config.product_cache, ProductCacheConfig::default());
+        assert_eq!(config.product_cache.ttl, Duration::from_secs(300));
+        assert_eq!(config.product_cache.max_stale, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn cache_settings_are_read() {
+        let config = Config::from_settings(&settings(&[
+            "--sandbox",
+            "--redis-url",
+            "redis://127.0.0.1:6380/2",
+            "--product-cache-ttl-secs",
+            "60",
+            "--product-cache-max-stale-secs",
+            "0",
+            "--cache-key-prefix",
+            "staging",
+        ]))
+        .unwrap();
+        assert!(config.redis_url.is_some());
+        assert_eq!(config.product_cache.ttl, Duration::from_secs(60));
+        assert_eq!(config.product_cache.max_stale, Duration::ZERO);
+        assert_eq!(config.product_cache.key_prefix, "staging");
+    }
+
+    #[test]
+    fn the_redis_password_never_prints() {
+        let config = Config::from_settings(&settings(&[
+            "--sandbox",
+            "--redis-url",
+            "redis://:hunter2@127.0.0.1:6379",
+        ]))
+        .unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let err = Config::from_settings(&settings(&[
+            "--sandbox",
+            "--redis-url",
+            "http://:hunter2@127.0.0.1:6379",
+        ]))
+        .unwrap_err();
+        assert_eq!(err.variable, "REDIS_URL");
+        assert!(!err.to_string().contains("hunter2"));
     }
 
     #[test]
@@ -298,6 +435,18 @@ mod tests {
                 "PUBLIC_CALLBACK_URL",
             ),
             (&["--shutdown-grace-secs=-1"], "SHUTDOWN_GRACE_SECS"),
+            (&["--redis-url", "localhost:6379"], "REDIS_URL"),
+            (&["--redis-url", "redis://"], "REDIS_URL"),
+            (
+                &["--product-cache-ttl-secs", "5m"],
+                "PRODUCT_CACHE_TTL_SECS",
+            ),
+            (&["--product-cache-ttl-secs", "0"], "PRODUCT_CACHE_TTL_SECS"),
+            (
+                &["--product-cache-max-stale-secs=-1"],
+                "PRODUCT_CACHE_MAX_STALE_SECS",
+            ),
+            (&["--cache-key-prefix", "a b"], "CACHE_KEY_PREFIX"),
         ];
         for (args, variable) in cases {
             let mut all = MP.to_vec();

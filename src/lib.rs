@@ -11,7 +11,7 @@ pub mod proto {
 
 pub mod api;
 pub mod app;
-pub mod catalogue;
+pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -1,7 +1,9 @@
 use std::time::Duration;
 
 /// Why an MP call did not produce a usable answer.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone` so one shared fetch can hand its failure to every caller waiting on it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum MpError {
     #[error("MP could not be reached: {0}")]
     Unreachable(String),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::FixedOffset;
 use mp_gateway::app::Application;
-use mp_gateway::config::{Config, LogFormat, Upstream};
+use mp_gateway::config::{Config, LogFormat, ProductCacheConfig, Upstream};
 use mp_gateway::proto::alarm_service_client::AlarmServiceClient;
 use mp_gateway::proto::order_service_client::OrderServiceClient;
 use mp_gateway::proto::product_service_client::ProductServiceClient;
@@ -50,6 +50,8 @@ pub fn config_for(base_url: &str) -> Config {
         mp_time_zone: FixedOffset::east_opt(8 * 3600).expect("valid offset"),
         shutdown_grace: Duration::from_secs(2),
         log_format: LogFormat::Pretty,
+        redis_url: None,
+        product_cache: ProductCacheConfig::default(),
     }
 }
 
