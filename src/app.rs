@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -15,16 +16,17 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use url::Url;
 
-use metrics_exporter_prometheus::PrometheusHandle;
-
+use crate::alarms::AlarmBus;
+use crate::alarms::callback::{self, CallbackState};
 use crate::api::{AlarmApi, OrderApi, ProductApi, TrafficApi};
 use crate::cache::metrics::CacheMetrics;
 use crate::cache::redis_store::RedisStore;
 use crate::cache::snapshot::Lifetimes;
-use crate::cache::{CatalogueSettings, Keys, ProductCatalogue, RedisTimeouts, StoreError};
+use crate::cache::{CatalogueSettings, Keys, ProductCatalogue, RedisTimeouts};
 use crate::config::{Config, SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, Upstream};
 use crate::domain::CallbackUrl;
 use crate::http::{self, Readiness};
+use crate::idempotency::{Idempotency, IdempotencyConfig};
 use crate::mp::{MpClient, MpClientConfig, MpClock, MpError};
 use crate::proto::alarm_service_server::AlarmServiceServer;
 use crate::proto::order_service_server::OrderServiceServer;
@@ -53,7 +55,7 @@ pub enum StartError {
     #[error("cannot create the MP client: {0}")]
     MpClient(MpError),
     #[error("REDIS_URL: {0}")]
-    Redis(StoreError),
+    Redis(#[from] redis::RedisError),
     #[error("cannot build gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server failed: {0}")]
@@ -69,16 +71,21 @@ pub struct Application {
     grpc_listener: TcpListener,
     http_listener: TcpListener,
     grpc: Router,
+    http: axum::Router,
     health: HealthReporter,
     readiness: Readiness,
-    metrics: PrometheusHandle,
+    /// Set on shutdown; alarm streams watch it.
+    stop: watch::Sender<bool>,
     sandbox: Option<Sandbox>,
     shutdown_grace: Duration,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        // First, so that every counter made below reports to it.
+        let grpc_listener = bind("GRPC_ADDR", config.grpc_addr).await?;
+        let http_listener = bind("HTTP_ADDR", config.http_addr).await?;
+        let http_port = http_listener.local_addr().map_err(StartError::Http)?.port();
+        // Before any counter is made, so that they all report to it.
         let metrics = crate::telemetry::metrics();
         let (sandbox, mp) = upstream(&config).await?;
         let account = mp.access_key.clone();
@@ -89,7 +96,42 @@ impl Application {
                 "CALLBACK_TOKEN is not set: anyone who can reach /mp/alarm-callback can post alarms"
             );
         }
-        let default_callback_url = default_callback_url(&config);
+        let default_callback_url =
+            default_callback_url(&config, sandbox.is_some().then_some(http_port));
+        let idempotency_config = IdempotencyConfig {
+            ttl: config.idempotency_ttl,
+            lease: config.mp_timeout + Duration::from_secs(5),
+        };
+        let (bus, idempotency) = match &config.redis {
+            Some(redis) => {
+                let conn = redis.connection_manager()?;
+                (
+                    AlarmBus::redis(
+                        conn.clone(),
+                        redis.client()?,
+                        &redis.key_prefix,
+                        config.alarm_bus.clone(),
+                    ),
+                    Idempotency::redis(conn, &redis.key_prefix, idempotency_config),
+                )
+            }
+            None => {
+                tracing::info!(
+                    "REDIS_URL is not set: alarms and idempotency records stay in process (run one replica)"
+                );
+                (
+                    AlarmBus::in_process(config.alarm_bus.clone()),
+                    Idempotency::in_process(idempotency_config),
+                )
+            }
+        };
+        let (stop, stopped) = watch::channel(false);
+        let readiness = Readiness::default();
+        let http =
+            http::router(readiness.clone(), metrics).merge(callback::router(CallbackState {
+                bus: bus.clone(),
+                token: config.callback_token.clone().map(Arc::new),
+            }));
 
         let (health, health_service) = tonic_health::server::health_reporter();
         for name in SERVICE_NAMES {
@@ -101,6 +143,8 @@ impl Application {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                // google.rpc error details, so grpcurl can print ErrorInfo and BadRequest.
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         };
         let grpc = Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -109,20 +153,27 @@ impl Application {
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
             .add_service(ProductServiceServer::new(ProductApi::new(catalogue)))
-            .add_service(OrderServiceServer::new(OrderApi::new(mp.clone())))
+            .add_service(OrderServiceServer::new(OrderApi::new(
+                mp.clone(),
+                idempotency,
+                config.mp_timeout,
+            )))
             .add_service(TrafficServiceServer::new(TrafficApi::new(mp.clone())))
             .add_service(AlarmServiceServer::new(AlarmApi::new(
                 mp,
                 default_callback_url,
+                bus,
+                stopped,
             )));
 
         Ok(Self {
-            grpc_listener: bind("GRPC_ADDR", config.grpc_addr).await?,
-            http_listener: bind("HTTP_ADDR", config.http_addr).await?,
+            grpc_listener,
+            http_listener,
             grpc,
+            http,
             health,
-            readiness: Readiness::default(),
-            metrics,
+            readiness,
+            stop,
             sandbox,
             shutdown_grace: config.shutdown_grace,
         })
@@ -151,7 +202,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), StartError> {
-        let (stop, stopped) = watch::channel(false);
+        let stopped = self.stop.subscribe();
         let wait_stop = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
@@ -160,9 +211,8 @@ impl Application {
             self.grpc
                 .serve_with_incoming_shutdown(incoming, wait_stop(stopped.clone())),
         );
-        let http_app = http::router(self.readiness.clone(), self.metrics.clone());
         let mut http = tokio::spawn(
-            axum::serve(self.http_listener, http_app)
+            axum::serve(self.http_listener, self.http)
                 .with_graceful_shutdown(wait_stop(stopped))
                 .into_future(),
         );
@@ -185,7 +235,8 @@ impl Application {
                 .set_service_status(*name, ServingStatus::NotServing)
                 .await;
         }
-        let _ = stop.send(true);
+        // Ends open alarm streams at once (clients resume elsewhere) and stops the listeners.
+        let _ = self.stop.send(true);
         let drained = tokio::time::timeout(self.shutdown_grace, async {
             let (grpc, http) = tokio::join!(grpc, http);
             (grpc, http)
@@ -230,20 +281,14 @@ fn product_catalogue(
         },
         mp_timeout: config.mp_timeout,
     };
-    let l2 = match &config.redis_url {
-        None => {
-            tracing::info!("REDIS_URL is not set: product lists are cached in this process only");
-            None
-        }
-        Some(url) => Some(
-            RedisStore::new(
-                url,
-                Keys::new(&config.product_cache.key_prefix, account),
-                RedisTimeouts::default(),
-                CacheMetrics::new(),
-            )
-            .map_err(StartError::Redis)?,
-        ),
+    let l2 = match &config.redis {
+        None => None,
+        Some(redis) => Some(RedisStore::new(
+            redis.client()?,
+            Keys::new(&redis.key_prefix, account),
+            RedisTimeouts::default(),
+            CacheMetrics::new(),
+        )?),
     };
     Ok(ProductCatalogue::new(mp, settings, l2))
 }
@@ -272,7 +317,8 @@ async fn upstream(config: &Config) -> Result<(Option<Sandbox>, MpClientConfig), 
                 SandboxConfig {
                     access_key: SANDBOX_ACCESS_KEY.to_owned(),
                     secret_key: SecretString::from(SANDBOX_SECRET_KEY),
-                    traffic_mb_per_sec: 10.0,
+                    // Fast enough that a demo order crosses 53 % within half a minute.
+                    traffic_mb_per_sec: 20.0,
                 },
             )
             .await
@@ -290,14 +336,19 @@ async fn upstream(config: &Config) -> Result<(Option<Sandbox>, MpClientConfig), 
     }
 }
 
-/// `PUBLIC_CALLBACK_URL` with `token=CALLBACK_TOKEN` added, so MP presents the token.
-fn default_callback_url(config: &Config) -> Option<CallbackUrl> {
-    let public = config.public_callback_url.as_ref()?;
-    let Some(token) = &config.callback_token else {
-        return Some(public.clone());
+/// `PUBLIC_CALLBACK_URL` (in sandbox mode, this gateway's own callback
+/// endpoint) with `token=CALLBACK_TOKEN` added, so MP presents the token.
+fn default_callback_url(config: &Config, sandbox_http_port: Option<u16>) -> Option<CallbackUrl> {
+    let mut url = match (&config.public_callback_url, sandbox_http_port) {
+        (Some(public), _) => Url::parse(public.as_str()).ok()?,
+        (None, Some(port)) => {
+            Url::parse(&format!("http://127.0.0.1:{port}{}", callback::PATH)).ok()?
+        }
+        (None, None) => return None,
     };
-    let mut url = Url::parse(public.as_str()).ok()?;
-    url.query_pairs_mut()
-        .append_pair("token", token.expose_secret());
+    if let Some(token) = &config.callback_token {
+        url.query_pairs_mut()
+            .append_pair("token", token.expose_secret());
+    }
     CallbackUrl::parse(url.as_str()).ok()
 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use chrono::FixedOffset;
 use clap::{Args, Parser, Subcommand};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::alarms::BusConfig;
 use crate::domain::CallbackUrl;
 
 /// Command line of the `mp-gateway` binary.
@@ -86,22 +87,34 @@ pub struct Settings {
     /// Seconds in-flight calls get to finish after SIGTERM [default: 8].
     #[arg(long, env = "SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<String>,
-    /// Log format: json or pretty [default: json].
-    #[arg(long, env = "LOG_FORMAT")]
-    pub log_format: Option<String>,
-    /// Redis, e.g. redis://127.0.0.1:6379 [default: unset = in-process cache only].
+    /// Redis, e.g. redis://redis:6379: the alarm log shared by all replicas. Unset: in process (one replica).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key the gateway uses [default: mp-gateway].
+    #[arg(long, env = "REDIS_KEY_PREFIX")]
+    pub redis_key_prefix: Option<String>,
+    /// Alarms kept for subscribers that resume [default: 100000].
+    #[arg(long, env = "ALARM_RETENTION")]
+    pub alarm_retention: Option<String>,
+    /// A callback MP repeats within this many seconds is relayed once [default: 600].
+    #[arg(long, env = "ALARM_DEDUP_WINDOW_SECS")]
+    pub alarm_dedup_window_secs: Option<String>,
+    /// Alarms a subscriber may fall behind before its stream ends with RESOURCE_EXHAUSTED [default: 1024].
+    #[arg(long, env = "ALARM_SUBSCRIBER_BUFFER")]
+    pub alarm_subscriber_buffer: Option<String>,
+    /// How long a CreateOrder/TopUpOrder outcome is kept per request_id [default: 86400].
+    #[arg(long, env = "IDEMPOTENCY_TTL_SECS")]
+    pub idempotency_ttl_secs: Option<String>,
     /// Seconds a product list stays fresh [default: 300].
     #[arg(long, env = "PRODUCT_CACHE_TTL_SECS")]
     pub product_cache_ttl_secs: Option<String>,
     /// Seconds past its freshness a product list may still be served while it
-    /// is refreshed (or while MP fails) [default: 3600].
+    /// is refreshed (or while MP fails); never after that [default: 3600].
     #[arg(long, env = "PRODUCT_CACHE_MAX_STALE_SECS")]
     pub product_cache_max_stale_secs: Option<String>,
-    /// Prefix of every Redis key, so several deployments can share one Redis [default: mp-gateway].
-    #[arg(long, env = "CACHE_KEY_PREFIX")]
-    pub cache_key_prefix: Option<String>,
+    /// Log format: json or pretty [default: json].
+    #[arg(long, env = "LOG_FORMAT")]
+    pub log_format: Option<String>,
 }
 
 /// Where MP calls go.
@@ -134,27 +147,26 @@ pub struct Config {
     pub mp_time_zone: FixedOffset,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
-    /// Redis (a secret: its URL may hold a password); `None` keeps everything in process.
-    pub redis_url: Option<SecretString>,
+    /// Unset: alarms stay in process (one replica).
+    pub redis: Option<RedisConfig>,
+    pub alarm_bus: BusConfig,
+    pub idempotency_ttl: Duration,
     pub product_cache: ProductCacheConfig,
 }
 
-/// How long product lists are kept and where in Redis.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How long product lists are kept (in process, and in Redis when set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProductCacheConfig {
     /// How long a fetched list is fresh (`PRODUCT_CACHE_TTL_SECS`).
     pub ttl: Duration,
     /// How long past `ttl` a list may still be served, stale, while a refresh
     /// runs or MP fails (`PRODUCT_CACHE_MAX_STALE_SECS`); never after that.
     pub max_stale: Duration,
-    /// Prefix of every Redis key (`CACHE_KEY_PREFIX`).
-    pub key_prefix: String,
 }
 
 impl ProductCacheConfig {
     pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
     pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(3600);
-    pub const DEFAULT_KEY_PREFIX: &str = "mp-gateway";
 }
 
 impl Default for ProductCacheConfig {
@@ -162,8 +174,32 @@ impl Default for ProductCacheConfig {
         Self {
             ttl: Self::DEFAULT_TTL,
             max_stale: Self::DEFAULT_MAX_STALE,
-            key_prefix: Self::DEFAULT_KEY_PREFIX.to_owned(),
         }
+    }
+}
+
+/// How to reach Redis and where the gateway's keys live.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// May hold a password, hence secret.
+    pub url: SecretString,
+    pub key_prefix: String,
+}
+
+impl RedisConfig {
+    pub fn client(&self) -> Result<redis::Client, redis::RedisError> {
+        redis::Client::open(self.url.expose_secret())
+    }
+
+    /// The replica's shared Redis connection. Lazy: Redis may be down at start.
+    /// Short timeouts, so a dead Redis fails calls fast instead of hanging them.
+    pub fn connection_manager(&self) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
+        const TIMEOUT: Duration = Duration::from_millis(500);
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT))
+            .set_number_of_retries(1);
+        redis::aio::ConnectionManager::new_lazy_with_config(self.client()?, config)
     }
 }
 
@@ -234,13 +270,55 @@ impl Config {
                 CallbackUrl::parse(raw).map_err(|v| error("PUBLIC_CALLBACK_URL", v.description))
             })
             .transpose()?;
+        let redis = non_empty(s.redis_url.as_ref())
+            .map(|url| {
+                let config = RedisConfig {
+                    url: SecretString::from(url),
+                    key_prefix: non_empty(s.redis_key_prefix.as_ref())
+                        .unwrap_or("mp-gateway")
+                        .to_owned(),
+                };
+                // Only the scheme and shape are checked here: Redis may well be down at start.
+                config
+                    .client()
+                    .map(|_| config)
+                    .map_err(|e| error("REDIS_URL", format!("is not a Redis URL: {e}")))
+            })
+            .transpose()?;
+        let alarm_retention: usize =
+            parse_or("ALARM_RETENTION", s.alarm_retention.as_deref(), 100_000)?;
+        let subscriber_buffer: usize = parse_or(
+            "ALARM_SUBSCRIBER_BUFFER",
+            s.alarm_subscriber_buffer.as_deref(),
+            1024,
+        )?;
+        if alarm_retention == 0 {
+            return Err(error("ALARM_RETENTION", "must be greater than 0"));
+        }
+        if subscriber_buffer == 0 {
+            return Err(error("ALARM_SUBSCRIBER_BUFFER", "must be greater than 0"));
+        }
+        let alarm_bus = BusConfig {
+            retention: alarm_retention,
+            dedup_window: Duration::from_secs(parse_or(
+                "ALARM_DEDUP_WINDOW_SECS",
+                s.alarm_dedup_window_secs.as_deref(),
+                600,
+            )?),
+            subscriber_buffer,
+        };
+        let idempotency_ttl = Duration::from_secs(parse_or(
+            "IDEMPOTENCY_TTL_SECS",
+            s.idempotency_ttl_secs.as_deref(),
+            86_400,
+        )?);
+        if idempotency_ttl.is_zero() {
+            return Err(error("IDEMPOTENCY_TTL_SECS", "must be greater than 0"));
+        }
         let mp_timeout_ms: u64 = parse_or("MP_TIMEOUT_MS", s.mp_timeout_ms.as_deref(), 10_000)?;
         if mp_timeout_ms == 0 {
             return Err(error("MP_TIMEOUT_MS", "must be greater than 0"));
         }
-        let redis_url = non_empty(s.redis_url.as_ref())
-            .map(parse_redis_url)
-            .transpose()?;
         Ok(Self {
             upstream,
             grpc_addr: parse_or(
@@ -272,22 +350,11 @@ impl Config {
                     ));
                 }
             },
-            redis_url,
+            redis,
+            alarm_bus,
+            idempotency_ttl,
             product_cache: product_cache_config(s)?,
         })
-    }
-}
-
-/// A URL the redis crate can connect with (`redis://`, `rediss://`, `unix://`);
-/// kept secret because it may carry a password.
-fn parse_redis_url(raw: &str) -> Result<SecretString, ConfigError> {
-    match redis::Client::open(raw) {
-        Ok(_) => Ok(SecretString::from(raw)),
-        // The redis crate's message can quote the URL, password included: say only what kind.
-        Err(e) => Err(error(
-            "REDIS_URL",
-            format!("is not a Redis URL like redis://host:6379 ({:?})", e.kind()),
-        )),
     }
 }
 
@@ -305,21 +372,9 @@ fn product_cache_config(s: &Settings) -> Result<ProductCacheConfig, ConfigError>
         s.product_cache_max_stale_secs.as_deref(),
         ProductCacheConfig::DEFAULT_MAX_STALE.as_secs(),
     )?;
-    let key_prefix =
-        non_empty(s.cache_key_prefix.as_ref()).unwrap_or(ProductCacheConfig::DEFAULT_KEY_PREFIX);
-    if key_prefix
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(error(
-            "CACHE_KEY_PREFIX",
-            format!("{key_prefix:?} must not contain spaces or control characters"),
-        ));
-    }
     Ok(ProductCacheConfig {
         ttl: Duration::from_secs(ttl_secs),
         max_stale: Duration::from_secs(max_stale_secs),
-        key_prefix: key_prefix.to_owned(),
     })
 }
 
@@ -368,49 +423,22 @@ mod tests {
         assert_eq!(config.mp_time_zone.local_minus_utc(), 8 * 3600);
         assert_eq!(config.shutdown_grace, Duration::from_secs(8));
         assert_eq!(config.log_format, LogFormat::Json);
-        assert!(config.redis_url.is_none());
-        assert_eq!(config.product_cache, ProductCacheConfig::default());
         assert_eq!(config.product_cache.ttl, Duration::from_secs(300));
         assert_eq!(config.product_cache.max_stale, Duration::from_secs(3600));
     }
 
     #[test]
-    fn cache_settings_are_read() {
+    fn product_cache_settings_are_read() {
         let config = Config::from_settings(&settings(&[
             "--sandbox",
-            "--redis-url",
-            "redis://127.0.0.1:6380/2",
             "--product-cache-ttl-secs",
             "60",
             "--product-cache-max-stale-secs",
             "0",
-            "--cache-key-prefix",
-            "staging",
         ]))
         .unwrap();
-        assert!(config.redis_url.is_some());
         assert_eq!(config.product_cache.ttl, Duration::from_secs(60));
         assert_eq!(config.product_cache.max_stale, Duration::ZERO);
-        assert_eq!(config.product_cache.key_prefix, "staging");
-    }
-
-    #[test]
-    fn the_redis_password_never_prints() {
-        let config = Config::from_settings(&settings(&[
-            "--sandbox",
-            "--redis-url",
-            "redis://:hunter2@127.0.0.1:6379",
-        ]))
-        .unwrap();
-        assert!(!format!("{config:?}").contains("hunter2"));
-        let err = Config::from_settings(&settings(&[
-            "--sandbox",
-            "--redis-url",
-            "http://:hunter2@127.0.0.1:6379",
-        ]))
-        .unwrap_err();
-        assert_eq!(err.variable, "REDIS_URL");
-        assert!(!err.to_string().contains("hunter2"));
     }
 
     #[test]
@@ -446,7 +474,15 @@ mod tests {
                 &["--product-cache-max-stale-secs=-1"],
                 "PRODUCT_CACHE_MAX_STALE_SECS",
             ),
-            (&["--cache-key-prefix", "a b"], "CACHE_KEY_PREFIX"),
+            (&["--alarm-retention", "0"], "ALARM_RETENTION"),
+            (
+                &["--alarm-dedup-window-secs", "ten"],
+                "ALARM_DEDUP_WINDOW_SECS",
+            ),
+            (
+                &["--alarm-subscriber-buffer", "0"],
+                "ALARM_SUBSCRIBER_BUFFER",
+            ),
         ];
         for (args, variable) in cases {
             let mut all = MP.to_vec();
@@ -465,8 +501,13 @@ mod tests {
     }
 
     #[test]
-    fn the_secret_key_never_prints() {
-        let config = Config::from_settings(&settings(MP)).unwrap();
-        assert!(!format!("{config:?}").contains("s3cret"));
+    fn the_secret_key_and_redis_password_never_print() {
+        let mut args = MP.to_vec();
+        args.extend_from_slice(&["--redis-url", "redis://:hunter2@redis:6379"]);
+        let config = Config::from_settings(&settings(&args)).unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret"));
+        assert!(!printed.contains("hunter2"));
+        assert_eq!(config.redis.unwrap().key_prefix, "mp-gateway");
     }
 }

@@ -1,7 +1,9 @@
 //! The one error type of the gateway's request path. It becomes a gRPC
 //! status in exactly one place: `api::status`.
 
+use crate::alarms::BusError;
 use crate::domain::FieldViolation;
+use crate::idempotency::{IdempotencyError, RunError};
 use crate::mp::MpError;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +17,12 @@ pub enum GatewayError {
     /// MP failed or refused.
     #[error(transparent)]
     Mp(#[from] MpError),
+    /// The alarm log refused or failed.
+    #[error(transparent)]
+    AlarmLog(#[from] BusError),
+    /// The request id rules of CreateOrder/TopUpOrder refused the call.
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
     /// The gateway itself failed (a bug or a broken dependency).
     #[error("internal error: {0}")]
     Internal(String),
@@ -33,4 +41,13 @@ fn describe(violations: &[FieldViolation]) -> String {
         .map(|v| format!("{} {}", v.field, v.description))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+impl From<RunError> for GatewayError {
+    fn from(error: RunError) -> Self {
+        match error {
+            RunError::Idempotency(e) => Self::Idempotency(e),
+            RunError::Mp(e) => Self::Mp(e),
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod proto {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("mp_v1_descriptor");
 }
 
+pub mod alarms;
 pub mod api;
 pub mod app;
 pub mod cache;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod mp;
 pub mod sandbox;
 pub mod telemetry;

@@ -101,14 +101,23 @@ async fn a_reseller_code_mp_does_not_know_is_refused_with_mps_words() {
 }
 
 #[tokio::test]
-async fn subscribe_alarms_is_not_implemented_yet() {
+async fn subscribe_alarms_rejects_malformed_filters_and_resume_points() {
     let (gateway, _sandbox) = gateway_with_sandbox().await;
     let Err(status) = gateway
         .alarms()
-        .subscribe_alarms(SubscribeAlarmsRequest::default())
+        .subscribe_alarms(SubscribeAlarmsRequest {
+            order_codes: vec!["ORDER_1".into(), "not an order".into()],
+            min_used_percent: 101,
+            resume_after: "last-week".into(),
+            ..Default::default()
+        })
         .await
     else {
-        panic!("no stream yet");
+        panic!("a malformed subscription must be refused");
     };
-    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&status),
+        ["resume_after", "order_codes", "min_used_percent"]
+    );
 }

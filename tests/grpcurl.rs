@@ -4,18 +4,26 @@ mod support;
 use serde_json::Value;
 use support::gateway_with_sandbox;
 
-/// Runs `grpcurl -plaintext [flags] ADDR [command]` and returns its stdout;
-/// fails the test on a non-zero exit.
-async fn grpcurl(addr: std::net::SocketAddr, flags: &[&str], command: &[&str]) -> String {
-    let args = [flags, command].concat();
-    let output = tokio::process::Command::new("grpcurl")
+/// Runs `grpcurl -plaintext [flags] ADDR [command]`.
+async fn run_grpcurl(
+    addr: std::net::SocketAddr,
+    flags: &[&str],
+    command: &[&str],
+) -> std::process::Output {
+    tokio::process::Command::new("grpcurl")
         .arg("-plaintext")
         .args(flags)
         .arg(addr.to_string())
         .args(command)
         .output()
         .await
-        .expect("grpcurl is on PATH (scripts/install-dev-tools installs it)");
+        .expect("grpcurl is on PATH (scripts/install-dev-tools installs it)")
+}
+
+/// Runs grpcurl and returns its stdout; fails the test on a non-zero exit.
+async fn grpcurl(addr: std::net::SocketAddr, flags: &[&str], command: &[&str]) -> String {
+    let args = [flags, command].concat();
+    let output = run_grpcurl(addr, flags, command).await;
     assert!(
         output.status.success(),
         "grpcurl {args:?} failed: {}",
@@ -102,4 +110,24 @@ async fn grpcurl_lists_and_calls_every_service_through_reflection() {
             .unwrap()
             .ends_with('Z')
     );
+
+    // Error details decode through reflection too (google.rpc types are registered).
+    let refused = run_grpcurl(
+        addr,
+        &[
+            "-format-error",
+            "-d",
+            r#"{"productId": "6", "iccid": "8943108169999589680"}"#,
+        ],
+        &["linksfield.mp.v1.OrderService/CreateOrder"],
+    )
+    .await;
+    assert!(!refused.status.success());
+    let error: Value = serde_json::from_slice(&refused.stderr).expect("JSON error on stderr");
+    assert_eq!(error["code"], 3, "INVALID_ARGUMENT");
+    assert_eq!(
+        error["details"][0]["@type"],
+        "type.googleapis.com/google.rpc.BadRequest"
+    );
+    assert_eq!(error["details"][0]["fieldViolations"][0]["field"], "iccid");
 }

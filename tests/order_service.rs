@@ -234,6 +234,10 @@ async fn get_order_status_of_an_unknown_order_is_not_found() {
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert_eq!(error_reason(&status).as_deref(), Some("UPSTREAM_NOT_FOUND"));
+    assert_eq!(
+        status.message(),
+        "MP has no record of order ORDER_0000000000000000000"
+    );
 }
 
 #[tokio::test]

@@ -3,8 +3,12 @@ use std::pin::Pin;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
+use tokio::sync::watch;
+
+use super::alarm_stream::{AlarmFilter, alarm_stream};
 use super::caller_deadline;
-use crate::domain::{CallbackUrl, FieldViolation, RequestId};
+use crate::alarms::{AlarmBus, AlarmId};
+use crate::domain::{CallbackUrl, FieldViolation, OrderCode, RequestId};
 use crate::error::GatewayError;
 use crate::mp::{Call, MpClient};
 use crate::proto::alarm_service_server::AlarmService;
@@ -14,18 +18,28 @@ use crate::proto::{
 };
 
 /// `linksfield.mp.v1.AlarmService`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AlarmApi {
     mp: MpClient,
     /// `PUBLIC_CALLBACK_URL` with the callback token, used when a request names no URL.
     default_callback_url: Option<CallbackUrl>,
+    bus: AlarmBus,
+    /// Turns true on shutdown: open streams end at once with UNAVAILABLE.
+    shutdown: watch::Receiver<bool>,
 }
 
 impl AlarmApi {
-    pub fn new(mp: MpClient, default_callback_url: Option<CallbackUrl>) -> Self {
+    pub fn new(
+        mp: MpClient,
+        default_callback_url: Option<CallbackUrl>,
+        bus: AlarmBus,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         Self {
             mp,
             default_callback_url,
+            bus,
+            shutdown,
         }
     }
 
@@ -52,6 +66,44 @@ fn reseller_code(raw: &str) -> Result<&str, FieldViolation> {
         ));
     }
     Ok(raw)
+}
+
+fn parse_subscription(
+    req: &SubscribeAlarmsRequest,
+) -> Result<(Option<AlarmId>, AlarmFilter), GatewayError> {
+    let request_id = RequestId::parse_or_generate(&req.request_id).err();
+    let resume_after = match req.resume_after.as_str() {
+        "" => Ok(None),
+        raw => raw
+            .parse::<AlarmId>()
+            .map(Some)
+            .map_err(|e| FieldViolation::new("resume_after", e.to_string())),
+    };
+    let bad_order = req
+        .order_codes
+        .iter()
+        .find_map(|code| OrderCode::parse(code).err())
+        .map(|v| FieldViolation::new("order_codes", format!("{:?} {}", v.field, v.description)));
+    let percent = (req.min_used_percent > 100)
+        .then(|| FieldViolation::new("min_used_percent", "must be at most 100"));
+    if let (None, Ok(resume_after), None, None) = (&request_id, &resume_after, &bad_order, &percent)
+    {
+        let filter = AlarmFilter {
+            order_codes: req
+                .order_codes
+                .iter()
+                .map(|c| c.trim().to_owned())
+                .collect(),
+            min_used_percent: req.min_used_percent,
+        };
+        return Ok((*resume_after, filter));
+    }
+    Err(GatewayError::invalid([
+        request_id.as_ref(),
+        resume_after.as_ref().err(),
+        bad_order.as_ref(),
+        percent.as_ref(),
+    ]))
 }
 
 type AlarmStream = Pin<Box<dyn Stream<Item = Result<SubscribeAlarmsResponse, Status>> + Send>>;
@@ -94,10 +146,15 @@ impl AlarmService for AlarmApi {
 
     async fn subscribe_alarms(
         &self,
-        _request: Request<SubscribeAlarmsRequest>,
+        request: Request<SubscribeAlarmsRequest>,
     ) -> Result<Response<Self::SubscribeAlarmsStream>, Status> {
-        Err(Status::unimplemented(
-            "SubscribeAlarms is not available yet: the alarm relay is a later milestone",
-        ))
+        let (resume_after, filter) = parse_subscription(request.get_ref())?;
+        let subscription = self
+            .bus
+            .subscribe(resume_after)
+            .await
+            .map_err(GatewayError::from)?;
+        let stream = alarm_stream(subscription, filter, self.shutdown.clone());
+        Ok(Response::new(Box::pin(stream)))
     }
 }

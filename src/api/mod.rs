@@ -1,6 +1,7 @@
 //! The gRPC services: one file per service, plus the error mapping.
 
 mod alarm_service;
+mod alarm_stream;
 mod order_service;
 mod product_service;
 pub mod status;

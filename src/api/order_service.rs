@@ -1,8 +1,11 @@
+use std::time::Duration;
+
 use tonic::{Request, Response, Status};
 
 use super::{caller_deadline, parse_order_ref, required_id};
-use crate::domain::{FieldViolation, Iccid, OrderCode, Price, RequestId};
+use crate::domain::{ActivationCode, FieldViolation, Iccid, OrderCode, Price, RequestId};
 use crate::error::GatewayError;
+use crate::idempotency::{Idempotency, Outcome, fingerprint};
 use crate::mp::{Call, MpClient, NewOrder, SwitchButton};
 use crate::proto::order_service_server::OrderService;
 use crate::proto::{
@@ -11,15 +14,47 @@ use crate::proto::{
 };
 
 /// `linksfield.mp.v1.OrderService`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OrderApi {
     mp: MpClient,
+    idempotency: Idempotency,
+    /// The MP timeout: how long a duplicate waits at most for the first call.
+    mp_timeout: Duration,
 }
 
 impl OrderApi {
-    pub fn new(mp: MpClient) -> Self {
-        Self { mp }
+    pub fn new(mp: MpClient, idempotency: Idempotency, mp_timeout: Duration) -> Self {
+        Self {
+            mp,
+            idempotency,
+            mp_timeout,
+        }
     }
+
+    /// How long a duplicate may wait for the first call with its request id.
+    fn duplicate_wait(&self, deadline: Option<Duration>) -> Duration {
+        let bound = self.mp_timeout + Duration::from_secs(1);
+        deadline.map_or(bound, |d| d.min(bound))
+    }
+}
+
+/// Records are keyed by RPC, so this means a corrupted or foreign record.
+fn mismatched_record(rpc: &str) -> GatewayError {
+    GatewayError::Internal(format!(
+        "the stored {rpc} record holds another kind of outcome"
+    ))
+}
+
+/// The parameters of a new order that reach MP (not `include_qr_png`).
+fn order_fingerprint(order: &NewOrder) -> String {
+    fingerprint(&(
+        order.product_id,
+        order.goods_id,
+        order.order_quantity,
+        order.iccid.as_ref().map(Iccid::as_str),
+        order.price.as_ref().map(Price::as_str),
+        order.activate,
+    ))
 }
 
 fn parse_create_order(req: &CreateOrderRequest) -> Result<(RequestId, NewOrder), GatewayError> {
@@ -74,12 +109,35 @@ impl OrderService for OrderApi {
             request_id: &request_id,
             deadline,
         };
-        let created = self
-            .mp
-            .create_order(&order, call)
+        let wait = self.duplicate_wait(deadline);
+        let outcome = self
+            .idempotency
+            .run(
+                "CreateOrder",
+                &request_id,
+                order_fingerprint(&order),
+                wait,
+                || async {
+                    let created = self.mp.create_order(&order, call).await?;
+                    Ok(Outcome::Created {
+                        order_code: created.order_code,
+                        iccid: created.iccid,
+                        activation_code: created.activation_code.as_str().to_owned(),
+                    })
+                },
+            )
             .await
             .map_err(GatewayError::from)?;
-        let code = &created.activation_code;
+        let Outcome::Created {
+            order_code,
+            iccid,
+            activation_code,
+        } = outcome
+        else {
+            return Err(mismatched_record("CreateOrder").into());
+        };
+        let code = ActivationCode::parse(&activation_code)
+            .map_err(|e| GatewayError::Internal(format!("stored activation code {e}")))?;
         let qr_png = if req.include_qr_png {
             code.qr_png()
                 .map_err(|e| GatewayError::Internal(e.to_string()))?
@@ -87,8 +145,8 @@ impl OrderService for OrderApi {
             Vec::new()
         };
         Ok(Response::new(CreateOrderResponse {
-            order_code: created.order_code.clone(),
-            iccid: created.iccid.clone(),
+            order_code,
+            iccid,
             activation_code: code.as_str().to_owned(),
             smdp_address: code.smdp_address().to_owned(),
             matching_id: code.matching_id().to_owned(),
@@ -110,14 +168,34 @@ impl OrderService for OrderApi {
             request_id: &request_id,
             deadline,
         };
-        let top_up = self
-            .mp
-            .top_up(&order_code, call)
+        let wait = self.duplicate_wait(deadline);
+        let outcome = self
+            .idempotency
+            .run(
+                "TopUpOrder",
+                &request_id,
+                fingerprint(&order_code.as_str()),
+                wait,
+                || async {
+                    let top_up = self.mp.top_up(&order_code, call).await?;
+                    Ok(Outcome::ToppedUp {
+                        order_code: top_up.order_code,
+                        renew_period: top_up.renew_period,
+                    })
+                },
+            )
             .await
             .map_err(GatewayError::from)?;
+        let Outcome::ToppedUp {
+            order_code,
+            renew_period,
+        } = outcome
+        else {
+            return Err(mismatched_record("TopUpOrder").into());
+        };
         Ok(Response::new(TopUpOrderResponse {
-            order_code: top_up.order_code,
-            renew_period: top_up.renew_period,
+            order_code,
+            renew_period,
             request_id: request_id.to_string(),
         }))
     }

@@ -6,11 +6,15 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::alarms::BusError;
 use crate::error::GatewayError;
+use crate::idempotency::IdempotencyError;
 use crate::mp::MpError;
 
 /// The `ErrorInfo.domain` of every upstream error.
 pub const MP_DOMAIN: &str = "mp.linksfield.net";
+/// The `ErrorInfo.domain` of errors the gateway itself raises.
+pub const GATEWAY_DOMAIN: &str = "mp-gateway";
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl From<GatewayError> for Status {
@@ -27,6 +31,25 @@ impl From<GatewayError> for Status {
             GatewayError::NotFound(_) => Status::not_found(message),
             GatewayError::Internal(_) => Status::internal(message),
             GatewayError::Mp(mp) => upstream_status(mp, message),
+            GatewayError::Idempotency(error) => idempotency_status(&error, message),
+            GatewayError::AlarmLog(BusError::OutOfRange(after)) => {
+                let metadata = HashMap::from([("resume_after".to_owned(), after.to_string())]);
+                let details = ErrorDetails::with_error_info(
+                    "RESUME_POINT_NOT_RETAINED",
+                    GATEWAY_DOMAIN,
+                    metadata,
+                );
+                Status::with_error_details(Code::OutOfRange, message, details)
+            }
+            GatewayError::AlarmLog(BusError::Unavailable(_)) => {
+                let mut details = ErrorDetails::with_error_info(
+                    "ALARM_LOG_UNAVAILABLE",
+                    GATEWAY_DOMAIN,
+                    HashMap::new(),
+                );
+                details.set_retry_info(Some(RETRY_AFTER));
+                Status::with_error_details(Code::Unavailable, message, details)
+            }
         }
     }
 }
@@ -41,7 +64,7 @@ fn upstream_status(error: MpError, message: String) -> Status {
         details
     };
     let (code, details) = match &error {
-        MpError::NullData => (Code::NotFound, info("UPSTREAM_NOT_FOUND", HashMap::new())),
+        MpError::NullData(_) => (Code::NotFound, info("UPSTREAM_NOT_FOUND", HashMap::new())),
         MpError::Business { code, msg } => {
             let (status_code, reason) = classify_business_error(msg);
             let metadata = HashMap::from([
@@ -50,7 +73,7 @@ fn upstream_status(error: MpError, message: String) -> Status {
             ]);
             (status_code, info(reason, metadata))
         }
-        MpError::Unreachable(_) => (
+        MpError::NotSent(_) | MpError::Unreachable(_) => (
             Code::Unavailable,
             retryable("UPSTREAM_UNAVAILABLE", HashMap::new()),
         ),
@@ -79,6 +102,30 @@ fn upstream_status(error: MpError, message: String) -> Status {
                 "MP rejected the gateway's request signature: check MP_ACCESS_KEY and MP_SECRET_KEY"
             );
             (Code::Internal, info("UPSTREAM_AUTH_FAILED", HashMap::new()))
+        }
+    };
+    Status::with_error_details(code, message, details)
+}
+
+fn idempotency_status(error: &IdempotencyError, message: String) -> Status {
+    let info = |reason: &str| ErrorDetails::with_error_info(reason, GATEWAY_DOMAIN, HashMap::new());
+    let (code, details) = match error {
+        IdempotencyError::Conflict(_) => {
+            let mut details = ErrorDetails::new();
+            details
+                .add_bad_request_violation("request_id", "was already used with other parameters");
+            (Code::InvalidArgument, details)
+        }
+        IdempotencyError::InProgress(_) => {
+            let mut details = info("REQUEST_IN_PROGRESS");
+            details.set_retry_info(Some(RETRY_AFTER));
+            (Code::Aborted, details)
+        }
+        IdempotencyError::OutcomeUnknown(_) => (Code::Aborted, info("OUTCOME_UNKNOWN")),
+        IdempotencyError::Store(_) => {
+            let mut details = info("IDEMPOTENCY_STORE_UNAVAILABLE");
+            details.set_retry_info(Some(RETRY_AFTER));
+            (Code::Unavailable, details)
         }
     };
     Status::with_error_details(code, message, details)

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
-use secrecy::{ExposeSecret, SecretString};
 
 use super::metrics::CacheMetrics;
 use super::outage::Outage;
@@ -78,14 +77,14 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Prepares the connection without connecting: only a malformed URL fails here.
+    /// Prepares a connection of its own (with the cache's short timeouts)
+    /// without connecting, so a Redis that is down at start does not matter.
     pub fn new(
-        url: &SecretString,
+        client: redis::Client,
         keys: Keys,
         timeouts: RedisTimeouts,
         metrics: CacheMetrics,
-    ) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url.expose_secret())?;
+    ) -> Result<Self, RedisError> {
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(timeouts.response))
             .set_connection_timeout(Some(timeouts.connect))

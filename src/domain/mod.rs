@@ -10,7 +10,7 @@ mod request_id;
 
 pub use activation_code::ActivationCode;
 pub use callback_url::CallbackUrl;
-pub use iccid::Iccid;
+pub use iccid::{Iccid, luhn_check_digit};
 pub use order_code::OrderCode;
 pub use price::Price;
 pub use request_id::RequestId;

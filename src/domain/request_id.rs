@@ -4,7 +4,11 @@ use super::FieldViolation;
 
 /// The id that ties a gRPC call to its MP call (MP's `requestId`); at most 500 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RequestId(String);
+pub struct RequestId {
+    value: String,
+    /// Made up by the gateway: no caller can send it again.
+    generated: bool,
+}
 
 impl RequestId {
     pub const MAX_BYTES: usize = 500;
@@ -12,7 +16,10 @@ impl RequestId {
     /// Takes the caller's id, or generates one (a UUID v4) when it is empty.
     pub fn parse_or_generate(raw: &str) -> Result<Self, FieldViolation> {
         if raw.is_empty() {
-            return Ok(Self(uuid::Uuid::new_v4().to_string()));
+            return Ok(Self {
+                value: uuid::Uuid::new_v4().to_string(),
+                generated: true,
+            });
         }
         if raw.len() > Self::MAX_BYTES {
             return Err(FieldViolation::new(
@@ -30,17 +37,25 @@ impl RequestId {
                 "must not contain control characters",
             ));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self {
+            value: raw.to_owned(),
+            generated: false,
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.value
+    }
+
+    /// True when the caller sent no id and the gateway made one up.
+    pub fn was_generated(&self) -> bool {
+        self.generated
     }
 }
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.value)
     }
 }
 
@@ -54,6 +69,12 @@ mod tests {
         let b = RequestId::parse_or_generate("").unwrap();
         assert_eq!(a.as_str().len(), 36);
         assert_ne!(a, b);
+        assert!(a.was_generated());
+        assert!(
+            !RequestId::parse_or_generate("mine")
+                .unwrap()
+                .was_generated()
+        );
     }
 
     #[test]

@@ -127,7 +127,7 @@ impl MpClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .connect_timeout(config.timeout)
             .build()
-            .map_err(|e| MpError::Unreachable(format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| MpError::NotSent(format!("cannot build HTTP client: {e}")))?;
         Ok(Self { http, config })
     }
 
@@ -172,7 +172,7 @@ impl MpClient {
             request_id: call.request_id.as_str(),
         };
         let env = self.post(Endpoint::TopUp, &body, call).await?;
-        decode::top_up(env.data)
+        decode::top_up(env.data).map_err(about_order(order_code))
     }
 
     pub async fn order_status(
@@ -187,7 +187,8 @@ impl MpClient {
                 call,
             )
             .await?;
-        decode::non_null_rows(env.data, wire::OrderStatusRow::is_null)?
+        decode::non_null_rows(env.data, wire::OrderStatusRow::is_null)
+            .map_err(about_order(order_code))?
             .into_iter()
             .map(|row| decode::order_package(row, self.config.clock))
             .collect()
@@ -221,7 +222,8 @@ impl MpClient {
                 call,
             )
             .await?;
-        decode::non_null_rows(env.data, wire::TrafficRow::is_null)?
+        decode::non_null_rows(env.data, wire::TrafficRow::is_null)
+            .map_err(about_order(order_code))?
             .into_iter()
             .map(|row| decode::package_traffic(row, self.config.clock))
             .collect()
@@ -239,7 +241,7 @@ impl MpClient {
                 call,
             )
             .await?;
-        decode::daily_traffic(env.data, self.config.clock)
+        decode::daily_traffic(env.data, self.config.clock).map_err(about_order(order_code))
     }
 
     /// Registers `url` as the reseller's alarm callback; returns the URL MP stored.
@@ -329,7 +331,9 @@ impl MpClient {
             request = request.body(body);
         }
         let transport = |e: reqwest::Error| {
-            if e.is_timeout() {
+            if e.is_connect() {
+                MpError::NotSent(error_chain(&e))
+            } else if e.is_timeout() {
                 MpError::Timeout(timeout)
             } else {
                 MpError::Unreachable(error_chain(&e))
@@ -353,6 +357,14 @@ impl MpClient {
             });
         }
         Ok(envelope)
+    }
+}
+
+/// Names the order in a null-data error, so the caller reads which one MP does not know.
+fn about_order(order_code: &OrderCode) -> impl FnOnce(MpError) -> MpError + '_ {
+    move |error| match error {
+        MpError::NullData(_) => MpError::NullData(format!("order {order_code}")),
+        other => other,
     }
 }
 

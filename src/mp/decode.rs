@@ -46,6 +46,11 @@ impl MpClock {
     }
 }
 
+/// Null data, before the client says which record was looked for.
+fn null_data() -> MpError {
+    MpError::NullData("the requested record".into())
+}
+
 fn malformed(field: &str, raw: &str) -> MpError {
     MpError::Malformed(format!("{field} = {raw:?}"))
 }
@@ -112,7 +117,7 @@ pub fn non_null_rows<T>(
         .filter(|r| !is_null(r))
         .collect();
     if rows.is_empty() {
-        Err(MpError::NullData)
+        Err(null_data())
     } else {
         Ok(rows)
     }
@@ -173,7 +178,7 @@ pub fn daily_traffic(
     data: Option<wire::DailyTrafficData>,
     clock: MpClock,
 ) -> Result<proto::GetDailyTrafficResponse, MpError> {
-    let data = data.ok_or(MpError::NullData)?;
+    let data = data.ok_or_else(null_data)?;
     let days = data
         .daily_traffic
         .unwrap_or_default()
@@ -194,7 +199,7 @@ pub fn daily_traffic(
         && data.planned_end_time.is_none()
         && days.is_empty()
     {
-        return Err(MpError::NullData);
+        return Err(null_data());
     }
     Ok(proto::GetDailyTrafficResponse {
         package_code: data.package_code.unwrap_or_default(),
@@ -206,9 +211,9 @@ pub fn daily_traffic(
 }
 
 pub fn created_order(data: Option<wire::ActivationData>) -> Result<CreatedOrder, MpError> {
-    let data = data.ok_or(MpError::NullData)?;
+    let data = data.ok_or_else(null_data)?;
     if data.order_code.is_none() && data.iccid.is_none() && data.qr_code.is_none() {
-        return Err(MpError::NullData);
+        return Err(null_data());
     }
     let qr_code = required("qrCode", data.qr_code)?;
     let activation_code = ActivationCode::parse(&qr_code)
@@ -221,9 +226,9 @@ pub fn created_order(data: Option<wire::ActivationData>) -> Result<CreatedOrder,
 }
 
 pub fn top_up(data: Option<wire::TopUpData>) -> Result<TopUp, MpError> {
-    let data = data.ok_or(MpError::NullData)?;
+    let data = data.ok_or_else(null_data)?;
     if data.order_code.is_none() && data.renew_period.is_none() {
-        return Err(MpError::NullData);
+        return Err(null_data());
     }
     Ok(TopUp {
         renew_period: parse_num("renewPeriod", data.renew_period.as_deref())?.unwrap_or_default(),
@@ -276,7 +281,7 @@ mod tests {
         let env: wire::Envelope<Vec<wire::OrderStatusRow>> = serde_json::from_str(body).unwrap();
         assert!(matches!(
             non_null_rows(env.data, wire::OrderStatusRow::is_null),
-            Err(MpError::NullData)
+            Err(MpError::NullData(_))
         ));
     }
 
@@ -296,7 +301,7 @@ mod tests {
         let env: wire::Envelope<wire::DailyTrafficData> = serde_json::from_str(body).unwrap();
         assert!(matches!(
             daily_traffic(env.data, clock()),
-            Err(MpError::NullData)
+            Err(MpError::NullData(_))
         ));
     }
 

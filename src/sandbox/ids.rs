@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::luhn_check_digit;
+
 use super::errors::BusinessError;
 use super::wire::MP_OFFSET;
 
@@ -18,12 +20,10 @@ pub(crate) struct Iccid(String);
 impl Iccid {
     /// Parses a caller-supplied ICCID.
     pub fn parse(raw: &str) -> Result<Iccid, BusinessError> {
-        let digits_only = raw.bytes().all(|b| b.is_ascii_digit());
-        if digits_only && (18..=22).contains(&raw.len()) && luhn_valid(raw) {
-            Ok(Iccid(raw.to_owned()))
-        } else {
-            Err(BusinessError::InvalidIccid)
-        }
+        // MP applies the same rule the gateway checks before calling it.
+        crate::domain::Iccid::parse(raw)
+            .map(|iccid| Iccid(iccid.as_str().to_owned()))
+            .map_err(|_| BusinessError::InvalidIccid)
     }
 
     /// A fresh 19-digit ICCID from MP's range, check digit included.
@@ -71,31 +71,6 @@ fn random_digits(count: usize) -> String {
     (0..count)
         .map(|_| char::from(b'0' + rand::random_range(0..10u8)))
         .collect()
-}
-
-/// Whether the last digit is the Luhn check digit of the others.
-fn luhn_valid(digits: &str) -> bool {
-    let Some(body_len) = digits.len().checked_sub(1) else {
-        return false;
-    };
-    let (body, check) = digits.split_at(body_len);
-    check.parse::<u32>().ok() == Some(luhn_check_digit(body))
-}
-
-/// The Luhn digit to append to `body` (all ASCII digits).
-fn luhn_check_digit(body: &str) -> u32 {
-    let sum: u32 = body
-        .bytes()
-        .rev()
-        .map(|b| u32::from(b - b'0'))
-        .enumerate()
-        .map(|(i, d)| match (i % 2 == 0, d * 2) {
-            (true, doubled) if doubled > 9 => doubled - 9,
-            (true, doubled) => doubled,
-            (false, _) => d,
-        })
-        .sum();
-    (10 - sum % 10) % 10
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::FixedOffset;
+use mp_gateway::alarms::BusConfig;
 use mp_gateway::app::Application;
-use mp_gateway::config::{Config, LogFormat, ProductCacheConfig, Upstream};
+use mp_gateway::config::{Config, LogFormat, ProductCacheConfig, RedisConfig, Upstream};
 use mp_gateway::proto::alarm_service_client::AlarmServiceClient;
 use mp_gateway::proto::order_service_client::OrderServiceClient;
 use mp_gateway::proto::product_service_client::ProductServiceClient;
@@ -50,8 +51,22 @@ pub fn config_for(base_url: &str) -> Config {
         mp_time_zone: FixedOffset::east_opt(8 * 3600).expect("valid offset"),
         shutdown_grace: Duration::from_secs(2),
         log_format: LogFormat::Pretty,
-        redis_url: None,
+        redis: None,
+        alarm_bus: BusConfig {
+            retention: 10_000,
+            dedup_window: Duration::from_secs(600),
+            subscriber_buffer: 1024,
+        },
+        idempotency_ttl: Duration::from_secs(3600),
         product_cache: ProductCacheConfig::default(),
+    }
+}
+
+/// The shared Redis on 127.0.0.1:6379, under a key prefix no other test uses.
+pub fn shared_redis() -> RedisConfig {
+    RedisConfig {
+        url: SecretString::from("redis://127.0.0.1:6379"),
+        key_prefix: format!("mpgw-test-{}", uuid::Uuid::new_v4()),
     }
 }
 
@@ -167,8 +182,10 @@ pub fn unique_prefix(test: &str) -> String {
 /// `config_for(base_url)` with Redis at `redis_url` under `prefix`.
 pub fn config_with_redis(base_url: &str, redis_url: &str, prefix: &str) -> Config {
     let mut config = config_for(base_url);
-    config.redis_url = Some(SecretString::from(redis_url));
-    config.product_cache.key_prefix = prefix.to_owned();
+    config.redis = Some(RedisConfig {
+        url: SecretString::from(redis_url),
+        key_prefix: prefix.to_owned(),
+    });
     // Leftovers in the shared Redis expire soon after the test.
     config.product_cache.max_stale = Duration::from_secs(60);
     config

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use mp_gateway::app::Application;
-use mp_gateway::config::{Config, LogFormat, ProductCacheConfig, Upstream};
+use mp_gateway::config::{Config, Settings};
 use mp_gateway::proto::product_service_client::ProductServiceClient;
 use mp_gateway::proto::product_service_server::{ProductService, ProductServiceServer};
 use mp_gateway::proto::{
@@ -134,20 +134,14 @@ struct Gateway {
 
 /// The real gateway (sandbox upstream, in-process cache), started and warmed.
 async fn start_gateway() -> Result<Gateway, BenchError> {
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let config = Config {
-        upstream: Upstream::Sandbox,
-        grpc_addr: loopback,
-        http_addr: loopback,
-        callback_token: None,
-        public_callback_url: None,
-        mp_timeout: Duration::from_secs(10),
-        mp_time_zone: chrono::FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset"),
-        shutdown_grace: Duration::from_secs(1),
-        log_format: LogFormat::Pretty,
-        redis_url: None,
-        product_cache: ProductCacheConfig::default(),
+    // Built like the binary's, so new settings get their defaults here too.
+    let settings = Settings {
+        sandbox: true,
+        grpc_addr: Some("127.0.0.1:0".into()),
+        http_addr: Some("127.0.0.1:0".into()),
+        ..Settings::default()
     };
+    let config = Config::from_settings(&settings).map_err(|e| BenchError::Start(e.to_string()))?;
     let app = Application::build(config)
         .await
         .map_err(|e| BenchError::Start(e.to_string()))?;

@@ -1,0 +1,241 @@
+//! The shared alarm log: a Redis Stream. Publishing is one atomic script
+//! (dedup key SET NX, then XADD with approximate MAXLEN trimming); each
+//! replica runs one reader on its own connection (a blocking XREAD must not
+//! hold up the shared connection) that fans alarms out to local subscribers.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
+use redis::{AsyncConnectionConfig, Script};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use super::bus::{BusConfig, BusError, Published, Subscription};
+use super::{Alarm, AlarmId, AlarmReport};
+
+/// How long one XREAD blocks; the reader's connection waits a little longer.
+const READ_BLOCK: Duration = Duration::from_secs(2);
+/// How long the reader waits to connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+const REPLAY_PAGE: usize = 1000;
+
+/// SET NX the dedup key; only if it was new, XADD. Returns the new id or nil.
+const PUBLISH_SCRIPT: &str = r"
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'alarm', ARGV[3])
+end
+return false
+";
+
+pub struct RedisBus {
+    conn: ConnectionManager,
+    publish: Script,
+    stream_key: String,
+    dedup_prefix: String,
+    live: broadcast::Sender<Arc<Alarm>>,
+    config: BusConfig,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for RedisBus {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+fn unavailable(error: redis::RedisError) -> BusError {
+    BusError::Unavailable(error.to_string())
+}
+
+impl RedisBus {
+    /// `conn` is the replica's shared connection; `client` opens the reader's own.
+    pub fn new(
+        conn: ConnectionManager,
+        client: redis::Client,
+        key_prefix: &str,
+        config: BusConfig,
+    ) -> Self {
+        // Keys are versioned: a change of the stored format gets new keys.
+        let stream_key = format!("{key_prefix}:alarms:v1");
+        let (live, _) = broadcast::channel(config.subscriber_buffer.max(1));
+        let reader = tokio::spawn(read_forever(client, stream_key.clone(), live.clone()));
+        Self {
+            conn,
+            publish: Script::new(PUBLISH_SCRIPT),
+            dedup_prefix: format!("{key_prefix}:alarm-seen:v1:"),
+            stream_key,
+            live,
+            config,
+            reader,
+        }
+    }
+
+    pub async fn publish(&self, report: AlarmReport) -> Result<Published, BusError> {
+        let payload = serde_json::to_string(&report)
+            .map_err(|e| BusError::Unavailable(format!("cannot encode alarm: {e}")))?;
+        let window_ms = u64::try_from(self.config.dedup_window.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let id: Option<String> = self
+            .publish
+            .key(format!("{}{}", self.dedup_prefix, report.dedup_key()))
+            .key(&self.stream_key)
+            .arg(window_ms)
+            .arg(self.config.retention)
+            .arg(payload)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        match id {
+            None => Ok(Published::Duplicate),
+            Some(id) => id
+                .parse()
+                .map(Published::New)
+                .map_err(|e| BusError::Unavailable(format!("Redis returned {e}"))),
+        }
+    }
+
+    pub async fn subscribe(&self, resume_after: Option<AlarmId>) -> Result<Subscription, BusError> {
+        // Subscribe to live alarms first: anything added after the replay read
+        // arrives live, and the overlap is skipped by id.
+        let live = self.live.subscribe();
+        let replay = match resume_after {
+            None => VecDeque::new(),
+            Some(after) => self.replay_after(after).await?,
+        };
+        Ok(Subscription::new(replay, live, resume_after))
+    }
+
+    async fn replay_after(&self, after: AlarmId) -> Result<VecDeque<Arc<Alarm>>, BusError> {
+        let mut conn = self.conn.clone();
+        // The resume id must still be in the stream; if it was trimmed (or the
+        // stream was lost with Redis), alarms after it may be gone too.
+        let anchor: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&self.stream_key)
+            .arg(after.to_string())
+            .arg(after.to_string())
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if anchor.ids.is_empty() {
+            return Err(BusError::OutOfRange(after));
+        }
+        let mut replay = VecDeque::new();
+        let mut from = after;
+        loop {
+            let page: StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&self.stream_key)
+                .arg(format!("({from}"))
+                .arg("+")
+                .arg("COUNT")
+                .arg(REPLAY_PAGE)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            let full = page.ids.len() == REPLAY_PAGE;
+            for entry in &page.ids {
+                if let Some(alarm) = decode(entry) {
+                    from = alarm.id;
+                    replay.push_back(Arc::new(alarm));
+                }
+            }
+            if !full {
+                return Ok(replay);
+            }
+        }
+    }
+}
+
+/// An entry the gateway wrote; `None` (logged) for anything else, which is skipped.
+fn decode(entry: &StreamId) -> Option<Alarm> {
+    let id = entry.id.parse().ok();
+    let report = entry
+        .get::<String>("alarm")
+        .and_then(|json| serde_json::from_str::<AlarmReport>(&json).ok());
+    match (id, report) {
+        (Some(id), Some(report)) => Some(Alarm { id, report }),
+        _ => {
+            tracing::warn!(id = %entry.id, "skipping an alarm stream entry the gateway cannot read");
+            None
+        }
+    }
+}
+
+/// The replica's one reader: XREAD from the last id seen, fan out, repeat;
+/// reconnects with backoff, logging once per outage.
+async fn read_forever(client: redis::Client, key: String, live: broadcast::Sender<Arc<Alarm>>) {
+    let mut position: Option<String> = None;
+    let mut outage = false;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Err(error) = read_until_error(&client, &key, &live, &mut position, &mut outage).await;
+        if !outage {
+            tracing::error!(%error, "alarm stream reader lost Redis; retrying");
+            outage = true;
+            backoff = Duration::from_millis(100);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn read_until_error(
+    client: &redis::Client,
+    key: &str,
+    live: &broadcast::Sender<Arc<Alarm>>,
+    position: &mut Option<String>,
+    outage: &mut bool,
+) -> redis::RedisResult<Infallible> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(READ_BLOCK + Duration::from_secs(3)));
+    let mut conn: MultiplexedConnection = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    if position.is_none() {
+        // Start after the newest entry: alarms from before this replica
+        // started are for subscribers that resume, which replay them.
+        let newest: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
+        *position = Some(
+            newest
+                .ids
+                .first()
+                .map_or_else(|| "0-0".to_owned(), |e| e.id.clone()),
+        );
+    }
+    if *outage {
+        tracing::info!("alarm stream reader reconnected to Redis");
+        *outage = false;
+    }
+    loop {
+        let from = position.clone().unwrap_or_else(|| "0-0".to_owned());
+        let reply: Option<StreamReadReply> = redis::cmd("XREAD")
+            .arg("BLOCK")
+            .arg(READ_BLOCK.as_millis() as u64)
+            .arg("COUNT")
+            .arg(REPLAY_PAGE)
+            .arg("STREAMS")
+            .arg(key)
+            .arg(&from)
+            .query_async(&mut conn)
+            .await?;
+        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+            *position = Some(entry.id.clone());
+            if let Some(alarm) = decode(&entry) {
+                // No receivers is fine: no subscriber on this replica right now.
+                let _ = live.send(Arc::new(alarm));
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! No double orders: CreateOrder and TopUpOrder run at most once per
+//! caller-given `request_id` (DESIGN.md section 5). The first call claims the
+//! id, runs, and stores its outcome; a retry with the same parameters gets
+//! that outcome without calling MP; other parameters are refused; a
+//! concurrent duplicate waits for the first; an unknown outcome (MP timed
+//! out) is reported as such instead of ordering again. Stored in Redis when
+//! configured (shared by replicas), else in process.
+
+mod memory_store;
+mod redis_store;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::domain::RequestId;
+use crate::mp::MpError;
+use memory_store::MemoryStore;
+use redis_store::RedisStore;
+
+/// What a finished CreateOrder or TopUpOrder produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    Created {
+        order_code: String,
+        iccid: String,
+        activation_code: String,
+    },
+    ToppedUp {
+        order_code: String,
+        renew_period: u32,
+    },
+}
+
+/// One request id's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Record {
+    fingerprint: String,
+    state: State,
+    /// When the first call claimed the id (Unix milliseconds).
+    claimed_at_millis: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum State {
+    InProgress,
+    Done {
+        outcome: Outcome,
+    },
+    /// MP may or may not have acted; only a person (or MP's order list) can tell.
+    Unknown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdempotencyError {
+    #[error(
+        "request_id {0:?} was already used with other parameters; use a new request_id for a new request"
+    )]
+    Conflict(String),
+    #[error(
+        "a request with request_id {0:?} is still in progress; retry shortly to get its result"
+    )]
+    InProgress(String),
+    #[error(
+        "the outcome of the first request with request_id {0:?} is unknown (MP did not answer in time); check the order before ordering again with a new request_id"
+    )]
+    OutcomeUnknown(String),
+    #[error("the idempotency store is unavailable, so the request was not sent to MP: {0}")]
+    Store(String),
+}
+
+/// Stored state per request id.
+#[derive(Clone)]
+enum IdempotencyStore {
+    Memory(MemoryStore),
+    Redis(RedisStore),
+}
+
+/// How long records live and how long an unfinished first call is trusted.
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotencyConfig {
+    /// `IDEMPOTENCY_TTL_SECS`.
+    pub ttl: Duration,
+    /// After this, an in-progress record whose owner never finished (crashed)
+    /// counts as an unknown outcome. The MP timeout plus a margin.
+    pub lease: Duration,
+}
+
+#[derive(Clone)]
+pub struct Idempotency {
+    store: IdempotencyStore,
+    config: IdempotencyConfig,
+}
+
+/// The hash of the parameters that reach MP: the same id with another
+/// fingerprint is another request.
+pub fn fingerprint(parts: &impl Serialize) -> String {
+    let bytes = serde_json::to_vec(parts).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
+}
+
+impl Idempotency {
+    pub fn in_process(config: IdempotencyConfig) -> Self {
+        Self {
+            store: IdempotencyStore::Memory(MemoryStore::default()),
+            config,
+        }
+    }
+
+    pub fn redis(
+        conn: redis::aio::ConnectionManager,
+        key_prefix: &str,
+        config: IdempotencyConfig,
+    ) -> Self {
+        Self {
+            store: IdempotencyStore::Redis(RedisStore::new(conn, key_prefix)),
+            config,
+        }
+    }
+
+    /// Runs `call` at most once for (`scope`, `request_id`) with this
+    /// `fingerprint`; returns the first run's outcome to every repeat.
+    /// `wait` bounds how long a duplicate waits for a first call in progress.
+    pub async fn run<F, Fut>(
+        &self,
+        scope: &'static str,
+        request_id: &RequestId,
+        fingerprint: String,
+        wait: Duration,
+        call: F,
+    ) -> Result<Outcome, RunError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Outcome, MpError>>,
+    {
+        if request_id.was_generated() {
+            // No caller can repeat an id it never saw.
+            return call().await.map_err(RunError::Mp);
+        }
+        let key = format!("{scope}:{}", request_id.as_str());
+        let give_up = Instant::now() + wait;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let claim = Record {
+                fingerprint: fingerprint.clone(),
+                state: State::InProgress,
+                claimed_at_millis: now_millis(),
+            };
+            let existing = self.store.claim(&key, &claim, self.config.ttl).await?;
+            let Some(existing) = existing else {
+                return self.run_claimed(&key, claim, call).await;
+            };
+            if existing.fingerprint != fingerprint {
+                return Err(IdempotencyError::Conflict(request_id.to_string()).into());
+            }
+            match existing.state {
+                State::Done { outcome } => return Ok(outcome),
+                State::Unknown => {
+                    return Err(IdempotencyError::OutcomeUnknown(request_id.to_string()).into());
+                }
+                State::InProgress if self.lease_expired(&existing) => {
+                    return Err(IdempotencyError::OutcomeUnknown(request_id.to_string()).into());
+                }
+                State::InProgress if Instant::now() + pause > give_up => {
+                    return Err(IdempotencyError::InProgress(request_id.to_string()).into());
+                }
+                State::InProgress => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    async fn run_claimed<F, Fut>(
+        &self,
+        key: &str,
+        claim: Record,
+        call: F,
+    ) -> Result<Outcome, RunError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Outcome, MpError>>,
+    {
+        let result = call().await;
+        let next = match &result {
+            Ok(outcome) => Some(State::Done {
+                outcome: outcome.clone(),
+            }),
+            Err(error) if error.outcome_unknown() => Some(State::Unknown),
+            // MP surely did nothing: forget the id so a retry may try again.
+            Err(_) => None,
+        };
+        let stored = match next {
+            Some(state) => {
+                let record = Record { state, ..claim };
+                self.store.put(key, &record, self.config.ttl).await
+            }
+            None => self.store.remove(key).await,
+        };
+        if let Err(error) = stored {
+            // The claim stays "in progress" and expires into "unknown" after the lease:
+            // repeats are refused rather than ordering twice.
+            tracing::error!(%error, key, "could not record the outcome of an idempotent call");
+        }
+        result.map_err(RunError::Mp)
+    }
+
+    fn lease_expired(&self, record: &Record) -> bool {
+        let age = now_millis().saturating_sub(record.claimed_at_millis);
+        u128::try_from(age).unwrap_or(0) > self.config.lease.as_millis()
+    }
+}
+
+/// Why an idempotent call produced no outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
+    #[error(transparent)]
+    Mp(MpError),
+}
+
+impl IdempotencyStore {
+    /// Stores `record` unless the key exists; returns the existing record if it does.
+    async fn claim(
+        &self,
+        key: &str,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<Option<Record>, IdempotencyError> {
+        match self {
+            Self::Memory(store) => Ok(store.claim(key, record, ttl)),
+            Self::Redis(store) => store.claim(key, record, ttl).await,
+        }
+    }
+
+    async fn put(&self, key: &str, record: &Record, ttl: Duration) -> Result<(), IdempotencyError> {
+        match self {
+            Self::Memory(store) => {
+                store.put(key, record, ttl);
+                Ok(())
+            }
+            Self::Redis(store) => store.put(key, record, ttl).await,
+        }
+    }
+
+    async fn remove(&self, key: &str) -> Result<(), IdempotencyError> {
+        match self {
+            Self::Memory(store) => {
+                store.remove(key);
+                Ok(())
+            }
+            Self::Redis(store) => store.remove(key).await,
+        }
+    }
+}
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

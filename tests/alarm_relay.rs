@@ -1,0 +1,541 @@
+//! MP's alarm callbacks in over HTTP, gRPC streams out: across replicas (Redis),
+//! resumable, filtered, deduplicated, and never stalled by a slow subscriber.
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use mp_gateway::domain::CallbackUrl;
+use mp_gateway::proto::SubscribeAlarmsResponse;
+use mp_gateway::proto::{
+    Alarm, CreateOrderRequest, RegisterCallbackRequest, SubscribeAlarmsRequest,
+};
+use mp_gateway::sandbox::{Sandbox, SandboxConfig};
+use secrecy::SecretString;
+use serde_json::json;
+use support::{ACCESS_KEY, SECRET_KEY, TestGateway, config_for, shared_redis, start_sandbox};
+use tokio::time::timeout;
+use tonic::Code;
+use tonic::Streaming;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn callback_body(order: &str, rate: &str, request_id: &str) -> serde_json::Value {
+    json!({
+        "eid": "89049032000001000000128255728753",
+        "packageCode": "LP14230831004073",
+        "orderCode": order,
+        "packageUsedRate": rate,
+        "requestId": request_id,
+    })
+}
+
+fn http() -> reqwest::Client {
+    mp_gateway::tls::install_crypto_provider();
+    reqwest::Client::new()
+}
+
+/// POSTs a callback like MP does; returns the HTTP status.
+async fn post_callback(
+    client: &reqwest::Client,
+    gateway: &TestGateway,
+    query: &str,
+    body: &serde_json::Value,
+) -> u16 {
+    client
+        .post(format!(
+            "http://{}/mp/alarm-callback{query}",
+            gateway.http_addr
+        ))
+        .json(body)
+        .send()
+        .await
+        .expect("callback endpoint answers")
+        .status()
+        .as_u16()
+}
+
+async fn subscribe(
+    gateway: &TestGateway,
+    request: SubscribeAlarmsRequest,
+) -> Streaming<SubscribeAlarmsResponse> {
+    gateway
+        .alarms()
+        .subscribe_alarms(request)
+        .await
+        .expect("subscription starts")
+        .into_inner()
+}
+
+async fn next_alarm(stream: &mut Streaming<SubscribeAlarmsResponse>) -> Alarm {
+    timeout(WAIT, stream.message())
+        .await
+        .expect("an alarm arrives in time")
+        .expect("stream is healthy")
+        .expect("stream is open")
+        .alarm
+        .expect("response carries an alarm")
+}
+
+/// Proves nothing more arrives for a moment (used after rejected callbacks).
+async fn assert_quiet(stream: &mut Streaming<SubscribeAlarmsResponse>) {
+    let next = timeout(Duration::from_millis(300), stream.message()).await;
+    assert!(next.is_err(), "expected no alarm, got {next:?}");
+}
+
+async fn gateway_on(redis: Option<mp_gateway::config::RedisConfig>) -> (TestGateway, Sandbox) {
+    let sandbox = start_sandbox().await;
+    let mut config = config_for(&sandbox.base_url());
+    config.redis = redis;
+    (TestGateway::start(config).await, sandbox)
+}
+
+#[tokio::test]
+async fn a_callback_into_one_replica_reaches_a_subscriber_of_another() {
+    let redis = shared_redis();
+    let (receiving, _s1) = gateway_on(Some(redis.clone())).await;
+    let (serving, _s2) = gateway_on(Some(redis)).await;
+    let mut stream = subscribe(&serving, SubscribeAlarmsRequest::default()).await;
+
+    let status = post_callback(
+        &http(),
+        &receiving,
+        "",
+        &callback_body("ORDER_1", "84%", "r1"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let alarm = next_alarm(&mut stream).await;
+    assert_eq!(alarm.order_code, "ORDER_1");
+    assert_eq!(alarm.used_percent, 84);
+    assert_eq!(alarm.used_rate, "84%");
+    assert_eq!(alarm.request_id, "r1");
+    assert_eq!(alarm.package_code, "LP14230831004073");
+    assert!(alarm.received_at.is_some());
+    assert!(alarm.id.contains('-'), "a stream id: {}", alarm.id);
+}
+
+#[tokio::test]
+async fn mp_gets_its_envelope_back_only_once_the_alarm_is_stored() {
+    let (gateway, _sandbox) = gateway_on(Some(shared_redis())).await;
+    let reply: serde_json::Value = http()
+        .post(format!("http://{}/mp/alarm-callback", gateway.http_addr))
+        .json(&callback_body("ORDER_1", "53%", "r-env"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["code"], 200);
+    assert_eq!(reply["requestId"], "r-env");
+}
+
+#[tokio::test]
+async fn with_a_callback_token_only_callbacks_presenting_it_are_accepted() {
+    let sandbox = start_sandbox().await;
+    let mut config = config_for(&sandbox.base_url());
+    config.callback_token = Some(SecretString::from("s3cret+token"));
+    let gateway = TestGateway::start(config).await;
+    let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
+    let client = http();
+    let body = callback_body("ORDER_1", "53%", "r1");
+
+    assert_eq!(post_callback(&client, &gateway, "", &body).await, 401);
+    assert_eq!(
+        post_callback(&client, &gateway, "?token=wrong", &body).await,
+        401
+    );
+    assert_quiet(&mut stream).await;
+    assert_eq!(
+        post_callback(&client, &gateway, "?token=s3cret%2Btoken", &body).await,
+        200
+    );
+    assert_eq!(next_alarm(&mut stream).await.request_id, "r1");
+}
+
+#[tokio::test]
+async fn oversized_malformed_and_incomplete_bodies_are_refused_and_not_relayed() {
+    let (gateway, _sandbox) = gateway_on(None).await;
+    let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
+    let client = http();
+    let url = format!("http://{}/mp/alarm-callback", gateway.http_addr);
+
+    let huge = "x".repeat(70 * 1024);
+    let oversized = client
+        .post(&url)
+        .json(&json!({"eid": huge}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversized.status().as_u16(), 413);
+
+    let malformed = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"eid\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status().as_u16(), 400);
+
+    let incomplete = client
+        .post(&url)
+        .json(&json!({"eid": "1", "packageCode": "LP1", "packageUsedRate": "53%"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(incomplete.status().as_u16(), 400);
+    let reason: serde_json::Value = incomplete.json().await.unwrap();
+    assert!(
+        reason["msg"].as_str().unwrap().contains("orderCode"),
+        "{reason}"
+    );
+
+    let bad_rate = post_callback(
+        &client,
+        &gateway,
+        "",
+        &callback_body("ORDER_1", "most", "r"),
+    )
+    .await;
+    assert_eq!(bad_rate, 400);
+    assert_quiet(&mut stream).await;
+}
+
+#[tokio::test]
+async fn subscribers_get_only_the_orders_and_percentages_they_asked_for() {
+    let (gateway, _sandbox) = gateway_on(None).await;
+    let mut by_order = subscribe(
+        &gateway,
+        SubscribeAlarmsRequest {
+            order_codes: vec!["ORDER_B".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut by_percent = subscribe(
+        &gateway,
+        SubscribeAlarmsRequest {
+            min_used_percent: 84,
+            ..Default::default()
+        },
+    )
+    .await;
+    let client = http();
+    for (order, rate) in [
+        ("ORDER_A", "53%"),
+        ("ORDER_B", "53%"),
+        ("ORDER_A", "84%"),
+        ("ORDER_B", "100%"),
+    ] {
+        let body = callback_body(order, rate, &format!("{order}-{rate}"));
+        assert_eq!(post_callback(&client, &gateway, "", &body).await, 200);
+    }
+    let first = next_alarm(&mut by_order).await;
+    let second = next_alarm(&mut by_order).await;
+    assert_eq!(
+        (first.order_code.as_str(), first.used_percent),
+        ("ORDER_B", 53)
+    );
+    assert_eq!(
+        (second.order_code.as_str(), second.used_percent),
+        ("ORDER_B", 100)
+    );
+    let first = next_alarm(&mut by_percent).await;
+    let second = next_alarm(&mut by_percent).await;
+    assert_eq!(
+        (first.order_code.as_str(), first.used_percent),
+        ("ORDER_A", 84)
+    );
+    assert_eq!(
+        (second.order_code.as_str(), second.used_percent),
+        ("ORDER_B", 100)
+    );
+}
+
+async fn resume_gets_what_was_missed(redis: Option<mp_gateway::config::RedisConfig>) {
+    let (gateway, _sandbox) = gateway_on(redis).await;
+    let client = http();
+    let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
+    assert_eq!(
+        post_callback(&client, &gateway, "", &callback_body("ORDER_1", "53%", "a")).await,
+        200
+    );
+    let seen = next_alarm(&mut stream).await;
+    drop(stream);
+
+    for request_id in ["b", "c", "d"] {
+        let body = callback_body("ORDER_1", "84%", request_id);
+        assert_eq!(post_callback(&client, &gateway, "", &body).await, 200);
+    }
+    let mut resumed = subscribe(
+        &gateway,
+        SubscribeAlarmsRequest {
+            resume_after: seen.id.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut missed = Vec::new();
+    for _ in 0..3 {
+        missed.push(next_alarm(&mut resumed).await.request_id);
+    }
+    assert_eq!(missed, ["b", "c", "d"]);
+    // The seam between replay and live: the next live alarm comes once, right after.
+    assert_eq!(
+        post_callback(
+            &client,
+            &gateway,
+            "",
+            &callback_body("ORDER_1", "100%", "e")
+        )
+        .await,
+        200
+    );
+    assert_eq!(next_alarm(&mut resumed).await.request_id, "e");
+    assert_quiet(&mut resumed).await;
+}
+
+#[tokio::test]
+async fn resuming_replays_the_alarms_sent_while_away_in_process() {
+    resume_gets_what_was_missed(None).await;
+}
+
+#[tokio::test]
+async fn resuming_replays_the_alarms_sent_while_away_with_redis() {
+    resume_gets_what_was_missed(Some(shared_redis())).await;
+}
+
+async fn resume_from_a_lost_id_is_out_of_range(redis: Option<mp_gateway::config::RedisConfig>) {
+    let sandbox = start_sandbox().await;
+    let mut config = config_for(&sandbox.base_url());
+    config.redis = redis;
+    config.alarm_bus.retention = 2;
+    let gateway = TestGateway::start(config).await;
+    let client = http();
+    let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
+    let mut ids = Vec::new();
+    for i in 0..300 {
+        let body = callback_body("ORDER_1", "53%", &format!("r{i}"));
+        assert_eq!(post_callback(&client, &gateway, "", &body).await, 200);
+        ids.push(next_alarm(&mut stream).await.id);
+    }
+    let status = gateway
+        .alarms()
+        .subscribe_alarms(SubscribeAlarmsRequest {
+            resume_after: ids[0].clone(),
+            ..Default::default()
+        })
+        .await
+        .err()
+        .map(|s| s.code());
+    assert_eq!(
+        status,
+        Some(Code::OutOfRange),
+        "the first of 300 alarms is no longer retained"
+    );
+
+    let malformed = gateway
+        .alarms()
+        .subscribe_alarms(SubscribeAlarmsRequest {
+            resume_after: "yesterday".into(),
+            ..Default::default()
+        })
+        .await
+        .err()
+        .map(|s| s.code());
+    assert_eq!(malformed, Some(Code::InvalidArgument));
+}
+
+#[tokio::test]
+async fn resuming_after_an_alarm_no_longer_retained_is_out_of_range_in_process() {
+    resume_from_a_lost_id_is_out_of_range(None).await;
+}
+
+#[tokio::test]
+async fn resuming_after_an_alarm_no_longer_retained_is_out_of_range_with_redis() {
+    resume_from_a_lost_id_is_out_of_range(Some(shared_redis())).await;
+}
+
+#[tokio::test]
+async fn a_callback_mp_sends_twice_is_delivered_once() {
+    let redis = shared_redis();
+    let (first, _s1) = gateway_on(Some(redis.clone())).await;
+    let (second, _s2) = gateway_on(Some(redis)).await;
+    let mut stream = subscribe(&first, SubscribeAlarmsRequest::default()).await;
+    let client = http();
+    let repeated = callback_body("ORDER_1", "84%", "same-request");
+    assert_eq!(post_callback(&client, &first, "", &repeated).await, 200);
+    assert_eq!(
+        post_callback(&client, &second, "", &repeated).await,
+        200,
+        "acknowledged, not relayed"
+    );
+    assert_eq!(
+        post_callback(
+            &client,
+            &first,
+            "",
+            &callback_body("ORDER_1", "100%", "next")
+        )
+        .await,
+        200
+    );
+    assert_eq!(next_alarm(&mut stream).await.request_id, "same-request");
+    assert_eq!(next_alarm(&mut stream).await.request_id, "next");
+    assert_quiet(&mut stream).await;
+}
+
+#[tokio::test]
+async fn a_burst_of_1000_callbacks_from_10_senders_is_delivered_once_each_in_stream_order() {
+    let redis = shared_redis();
+    let (receiving, _s1) = gateway_on(Some(redis.clone())).await;
+    let (serving, _s2) = gateway_on(Some(redis)).await;
+    let mut on_receiver = subscribe(&receiving, SubscribeAlarmsRequest::default()).await;
+    let mut on_other = subscribe(&serving, SubscribeAlarmsRequest::default()).await;
+    let client = http();
+    let senders: Vec<_> = (0..10)
+        .map(|sender| {
+            let client = client.clone();
+            let url = format!("http://{}/mp/alarm-callback", receiving.http_addr);
+            tokio::spawn(async move {
+                for i in 0..100 {
+                    let body =
+                        callback_body(&format!("ORDER_{sender}"), "53%", &format!("{sender}-{i}"));
+                    let status = client.post(&url).json(&body).send().await.unwrap().status();
+                    assert_eq!(status.as_u16(), 200);
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    for stream in [&mut on_receiver, &mut on_other] {
+        let mut ids = Vec::new();
+        let mut per_sender: Vec<Vec<u32>> = vec![Vec::new(); 10];
+        for _ in 0..1000 {
+            let alarm = next_alarm(stream).await;
+            let (sender, i) = alarm.request_id.split_once('-').unwrap();
+            per_sender[sender.parse::<usize>().unwrap()].push(i.parse().unwrap());
+            ids.push(alarm.id.parse::<mp_gateway::alarms::AlarmId>().unwrap());
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "stream order");
+        assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 1000, "each once");
+        for sent in per_sender {
+            assert_eq!(
+                sent,
+                (0..100).collect::<Vec<_>>(),
+                "each sender's alarms in its order"
+            );
+        }
+        assert_quiet(stream).await;
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_subscriber_neither_delays_a_healthy_one_nor_misses_alarms_silently() {
+    let sandbox = start_sandbox().await;
+    let mut config = config_for(&sandbox.base_url());
+    config.alarm_bus.subscriber_buffer = 16;
+    let gateway = TestGateway::start(config).await;
+    // Never read until the end: HTTP/2 flow control soon stops the server from sending.
+    let mut stalled = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
+    let mut healthy = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
+    let client = http();
+    let padding = "x".repeat(2000);
+    for i in 0..2000 {
+        let body = callback_body("ORDER_1", "53%", &format!("{i}-{padding}"));
+        assert_eq!(post_callback(&client, &gateway, "", &body).await, 200);
+        let alarm = next_alarm(&mut healthy).await;
+        assert!(alarm.request_id.starts_with(&format!("{i}-")));
+    }
+    let mut delivered = 0;
+    let end = loop {
+        match timeout(WAIT, stalled.message())
+            .await
+            .expect("stream ends in time")
+        {
+            Ok(Some(_)) => delivered += 1,
+            Ok(None) => panic!("stream ended without a status after {delivered} alarms"),
+            Err(status) => break status,
+        }
+    };
+    assert!(delivered < 2000, "the stalled subscriber fell behind");
+    assert_eq!(end.code(), Code::ResourceExhausted);
+    assert!(end.message().contains("resume_after"), "{}", end.message());
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_alarm_streams_at_once_with_unavailable() {
+    let (mut gateway, _sandbox) = gateway_on(None).await;
+    let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
+    let stopping = gateway.begin_stop();
+    let status = timeout(Duration::from_secs(1), stream.message())
+        .await
+        .expect("the stream ends within a second, not after the grace period")
+        .expect_err("the stream ends with a status");
+    assert_eq!(status.code(), Code::Unavailable);
+    timeout(Duration::from_secs(2), stopping)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sandbox_threshold_callbacks_reach_a_subscriber() {
+    let sandbox = Sandbox::start(
+        ([127, 0, 0, 1], 0).into(),
+        SandboxConfig {
+            access_key: ACCESS_KEY.to_owned(),
+            secret_key: SecretString::from(SECRET_KEY),
+            traffic_mb_per_sec: 2000.0,
+        },
+    )
+    .await
+    .unwrap();
+    let mut config = config_for(&sandbox.base_url());
+    config.callback_token = Some(SecretString::from("loop-token"));
+    let gateway = TestGateway::start(config).await;
+    let callback = CallbackUrl::parse(&format!(
+        "http://{}/mp/alarm-callback?token=loop-token",
+        gateway.http_addr
+    ))
+    .unwrap();
+    gateway
+        .alarms()
+        .register_callback(RegisterCallbackRequest {
+            reseller_code: ACCESS_KEY.into(),
+            http_url: callback.as_str().into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Subscribed before ordering, so not even the first threshold can be missed.
+    let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
+    let order = gateway
+        .orders()
+        .create_order(CreateOrderRequest {
+            product_id: 6,
+            activate: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .order_code;
+    let percents: Vec<u32> = [
+        next_alarm(&mut stream).await,
+        next_alarm(&mut stream).await,
+        next_alarm(&mut stream).await,
+    ]
+    .iter()
+    .map(|a| {
+        assert_eq!(a.order_code, order);
+        a.used_percent
+    })
+    .collect();
+    assert_eq!(percents, [53, 84, 100]);
+}

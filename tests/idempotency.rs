@@ -1,0 +1,198 @@
+//! No double orders: CreateOrder and TopUpOrder run once per request_id,
+//! within one gateway and across gateways sharing Redis.
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use mp_gateway::config::RedisConfig;
+use mp_gateway::proto::{CreateOrderRequest, TopUpOrderRequest};
+use mp_gateway::sandbox::{Fault, Sandbox};
+use secrecy::SecretString;
+use support::{
+    TestGateway, closed_port, config_for, error_reason, shared_redis, start_sandbox,
+    violated_fields,
+};
+use tonic::Code;
+
+fn order(request_id: &str, product_id: u64) -> CreateOrderRequest {
+    CreateOrderRequest {
+        request_id: request_id.into(),
+        product_id,
+        ..Default::default()
+    }
+}
+
+async fn gateway(sandbox: &Sandbox, redis: Option<RedisConfig>) -> TestGateway {
+    let mut config = config_for(&sandbox.base_url());
+    config.redis = redis;
+    TestGateway::start(config).await
+}
+
+#[tokio::test]
+async fn fifty_concurrent_orders_with_one_request_id_over_two_gateways_order_once() {
+    let sandbox = start_sandbox().await;
+    let redis = shared_redis();
+    let first = gateway(&sandbox, Some(redis.clone())).await;
+    let second = gateway(&sandbox, Some(redis)).await;
+    let calls: Vec<_> = (0..50)
+        .map(|i| {
+            let mut client = if i % 2 == 0 {
+                first.orders()
+            } else {
+                second.orders()
+            };
+            tokio::spawn(async move { client.create_order(order("shop-order-1", 6)).await })
+        })
+        .collect();
+    let mut order_codes = HashSet::new();
+    for call in calls {
+        let reply = call
+            .await
+            .unwrap()
+            .expect("every duplicate gets the first result")
+            .into_inner();
+        order_codes.insert((reply.order_code, reply.iccid, reply.activation_code));
+    }
+    assert_eq!(
+        order_codes.len(),
+        1,
+        "one order everywhere: {order_codes:?}"
+    );
+    assert_eq!(sandbox.calls("v2/activationCode"), 1, "MP was asked once");
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_id_returns_the_first_result_without_calling_mp() {
+    let sandbox = start_sandbox().await;
+    let gateway = gateway(&sandbox, None).await;
+    let mut client = gateway.orders();
+    let first = client
+        .create_order(order("retry-1", 6))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut with_png = order("retry-1", 6);
+    with_png.include_qr_png = true;
+    let again = client.create_order(with_png).await.unwrap().into_inner();
+    assert_eq!(again.order_code, first.order_code);
+    assert_eq!(again.activation_code, first.activation_code);
+    assert!(
+        !again.qr_png.is_empty(),
+        "the PNG is made from the stored code"
+    );
+    assert_eq!(sandbox.calls("v2/activationCode"), 1);
+}
+
+#[tokio::test]
+async fn the_same_id_with_another_product_is_rejected() {
+    let sandbox = start_sandbox().await;
+    let gateway = gateway(&sandbox, Some(shared_redis())).await;
+    let mut client = gateway.orders();
+    client.create_order(order("reused-1", 6)).await.unwrap();
+    let status = client.create_order(order("reused-1", 5)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["request_id"]);
+    assert_eq!(sandbox.calls("v2/activationCode"), 1);
+}
+
+#[tokio::test]
+async fn after_an_mp_timeout_a_retry_is_told_the_outcome_is_unknown_and_mp_is_called_once() {
+    let sandbox = start_sandbox().await;
+    let mut config = config_for(&sandbox.base_url());
+    config.mp_timeout = Duration::from_millis(300);
+    config.redis = Some(shared_redis());
+    let gateway = TestGateway::start(config).await;
+    let mut client = gateway.orders();
+    sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(2))));
+    let first = client.create_order(order("slow-1", 6)).await.unwrap_err();
+    assert_eq!(first.code(), Code::DeadlineExceeded);
+    sandbox.set_fault(None);
+    let retry = client.create_order(order("slow-1", 6)).await.unwrap_err();
+    assert_eq!(retry.code(), Code::Aborted);
+    assert_eq!(error_reason(&retry).as_deref(), Some("OUTCOME_UNKNOWN"));
+    assert_eq!(sandbox.calls("v2/activationCode"), 1);
+}
+
+#[tokio::test]
+async fn after_mp_refused_an_order_the_same_id_may_try_again() {
+    let sandbox = start_sandbox().await;
+    let gateway = gateway(&sandbox, None).await;
+    let mut client = gateway.orders();
+    sandbox.set_fault(Some(Fault::BusinessError {
+        code: 500,
+        msg: "No ICCID found".into(),
+    }));
+    let refused = client
+        .create_order(order("refused-1", 6))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    sandbox.set_fault(None);
+    client
+        .create_order(order("refused-1", 6))
+        .await
+        .expect("MP surely did nothing the first time");
+    assert_eq!(sandbox.calls("v2/activationCode"), 2);
+}
+
+#[tokio::test]
+async fn a_top_up_retried_with_its_request_id_tops_up_once() {
+    let sandbox = start_sandbox().await;
+    let gateway = gateway(&sandbox, Some(shared_redis())).await;
+    let mut client = gateway.orders();
+    let code = client
+        .create_order(order("", 6))
+        .await
+        .unwrap()
+        .into_inner()
+        .order_code;
+    let top_up = || TopUpOrderRequest {
+        request_id: "top-up-1".into(),
+        order_code: code.clone(),
+    };
+    let first = client.top_up_order(top_up()).await.unwrap().into_inner();
+    let again = client.top_up_order(top_up()).await.unwrap().into_inner();
+    assert_eq!(first, again);
+    assert_eq!(sandbox.calls("v2/topUp"), 1);
+}
+
+#[tokio::test]
+async fn without_a_request_id_every_call_is_a_new_order() {
+    let sandbox = start_sandbox().await;
+    let gateway = gateway(&sandbox, None).await;
+    let mut client = gateway.orders();
+    let a = client
+        .create_order(order("", 6))
+        .await
+        .unwrap()
+        .into_inner();
+    let b = client
+        .create_order(order("", 6))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(a.order_code, b.order_code);
+    assert_ne!(a.request_id, b.request_id);
+}
+
+#[tokio::test]
+async fn with_redis_unreachable_orders_are_refused_rather_than_risked() {
+    let sandbox = start_sandbox().await;
+    let redis = RedisConfig {
+        url: SecretString::from(format!("redis://{}", closed_port().await)),
+        key_prefix: "unreachable".into(),
+    };
+    let gateway = gateway(&sandbox, Some(redis)).await;
+    let status = gateway
+        .orders()
+        .create_order(order("no-redis-1", 6))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(
+        error_reason(&status).as_deref(),
+        Some("IDEMPOTENCY_STORE_UNAVAILABLE")
+    );
+    assert_eq!(sandbox.calls("v2/activationCode"), 0);
+}
