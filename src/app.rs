@@ -21,7 +21,10 @@ use crate::alarms::AlarmBus;
 use crate::alarms::callback::{self, CallbackState};
 use crate::api::auth::BearerAuthLayer;
 use crate::api::{AlarmApi, OrderApi, ProductApi, TrafficApi};
-use crate::catalogue::ProductCatalogue;
+use crate::cache::metrics::CacheMetrics;
+use crate::cache::redis_store::RedisStore;
+use crate::cache::snapshot::Lifetimes;
+use crate::cache::{CatalogueSettings, Keys, ProductCatalogue, RedisTimeouts};
 use crate::config::{Config, GrpcTls, SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, Upstream};
 use crate::domain::CallbackUrl;
 use crate::http::{self, Readiness};
@@ -86,8 +89,12 @@ impl Application {
         let grpc_listener = bind("GRPC_ADDR", config.grpc_addr).await?;
         let http_listener = bind("HTTP_ADDR", config.http_addr).await?;
         let http_port = http_listener.local_addr().map_err(StartError::Http)?.port();
+        // Before any counter is made, so that they all report to it.
+        let metrics = crate::telemetry::metrics();
         let (sandbox, mp) = upstream(&config).await?;
+        let account = mp.access_key.clone();
         let mp = MpClient::new(mp).map_err(StartError::MpClient)?;
+        let catalogue = product_catalogue(&config, mp.clone(), &account)?;
         if config.callback_token.is_none() {
             tracing::warn!(
                 "CALLBACK_TOKEN is not set: anyone who can reach /mp/alarm-callback can post alarms"
@@ -124,10 +131,11 @@ impl Application {
         };
         let (stop, stopped) = watch::channel(false);
         let readiness = Readiness::default();
-        let http = http::router(readiness.clone()).merge(callback::router(CallbackState {
-            bus: bus.clone(),
-            token: config.callback_token.clone().map(Arc::new),
-        }));
+        let http =
+            http::router(readiness.clone(), metrics).merge(callback::router(CallbackState {
+                bus: bus.clone(),
+                token: config.callback_token.clone().map(Arc::new),
+            }));
 
         let (health, health_service) = tonic_health::server::health_reporter();
         for name in SERVICE_NAMES {
@@ -154,9 +162,7 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
-            .add_service(ProductServiceServer::new(ProductApi::new(
-                ProductCatalogue::new(mp.clone()),
-            )))
+            .add_service(ProductServiceServer::new(ProductApi::new(catalogue)))
             .add_service(OrderServiceServer::new(OrderApi::new(
                 mp.clone(),
                 idempotency,
@@ -285,6 +291,32 @@ async fn bind(variable: &'static str, addr: SocketAddr) -> Result<TcpListener, S
             addr,
             source,
         })
+}
+
+/// The product cache: in process, plus Redis when `REDIS_URL` is set. Redis
+/// is not contacted here: one that is down at start is used once it answers.
+fn product_catalogue(
+    config: &Config,
+    mp: MpClient,
+    account: &str,
+) -> Result<ProductCatalogue, StartError> {
+    let settings = CatalogueSettings {
+        lifetimes: Lifetimes {
+            ttl: config.product_cache.ttl,
+            max_stale: config.product_cache.max_stale,
+        },
+        mp_timeout: config.mp_timeout,
+    };
+    let l2 = match &config.redis {
+        None => None,
+        Some(redis) => Some(RedisStore::new(
+            redis.client()?,
+            Keys::new(&redis.key_prefix, account),
+            RedisTimeouts::default(),
+            CacheMetrics::new(),
+        )?),
+    };
+    Ok(ProductCatalogue::new(mp, settings, l2))
 }
 
 /// Starts the simulator when asked to, and says how to reach MP.

@@ -117,6 +117,13 @@ pub struct Settings {
     /// PEM CA certificate(s): require client certificates signed by it (mTLS).
     #[arg(long, env = "GRPC_TLS_CLIENT_CA")]
     pub grpc_tls_client_ca: Option<String>,
+    /// Seconds a product list stays fresh [default: 300].
+    #[arg(long, env = "PRODUCT_CACHE_TTL_SECS")]
+    pub product_cache_ttl_secs: Option<String>,
+    /// Seconds past its freshness a product list may still be served while it
+    /// is refreshed (or while MP fails); never after that [default: 3600].
+    #[arg(long, env = "PRODUCT_CACHE_MAX_STALE_SECS")]
+    pub product_cache_max_stale_secs: Option<String>,
     /// Log format: json or pretty [default: json].
     #[arg(long, env = "LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -160,6 +167,7 @@ pub struct Config {
     pub grpc_auth_tokens: Vec<SecretString>,
     /// Unset: plaintext gRPC.
     pub grpc_tls: Option<GrpcTls>,
+    pub product_cache: ProductCacheConfig,
 }
 
 /// The PEM material for serving gRPC over TLS, read at start.
@@ -169,6 +177,30 @@ pub struct GrpcTls {
     pub key_pem: SecretSlice<u8>,
     /// Set: clients must present a certificate signed by this CA.
     pub client_ca_pem: Option<Vec<u8>>,
+}
+
+/// How long product lists are kept (in process, and in Redis when set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProductCacheConfig {
+    /// How long a fetched list is fresh (`PRODUCT_CACHE_TTL_SECS`).
+    pub ttl: Duration,
+    /// How long past `ttl` a list may still be served, stale, while a refresh
+    /// runs or MP fails (`PRODUCT_CACHE_MAX_STALE_SECS`); never after that.
+    pub max_stale: Duration,
+}
+
+impl ProductCacheConfig {
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+    pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(3600);
+}
+
+impl Default for ProductCacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Self::DEFAULT_TTL,
+            max_stale: Self::DEFAULT_MAX_STALE,
+        }
+    }
 }
 
 /// How to reach Redis and where the gateway's keys live.
@@ -348,6 +380,7 @@ impl Config {
             idempotency_ttl,
             grpc_auth_tokens: parse_tokens(s.grpc_auth_tokens.as_deref())?,
             grpc_tls: parse_tls(s)?,
+            product_cache: product_cache_config(s)?,
         })
     }
 }
@@ -403,6 +436,26 @@ fn parse_tls(s: &Settings) -> Result<Option<GrpcTls>, ConfigError> {
     }
 }
 
+fn product_cache_config(s: &Settings) -> Result<ProductCacheConfig, ConfigError> {
+    let ttl_secs: u64 = parse_or(
+        "PRODUCT_CACHE_TTL_SECS",
+        s.product_cache_ttl_secs.as_deref(),
+        ProductCacheConfig::DEFAULT_TTL.as_secs(),
+    )?;
+    if ttl_secs == 0 {
+        return Err(error("PRODUCT_CACHE_TTL_SECS", "must be greater than 0"));
+    }
+    let max_stale_secs: u64 = parse_or(
+        "PRODUCT_CACHE_MAX_STALE_SECS",
+        s.product_cache_max_stale_secs.as_deref(),
+        ProductCacheConfig::DEFAULT_MAX_STALE.as_secs(),
+    )?;
+    Ok(ProductCacheConfig {
+        ttl: Duration::from_secs(ttl_secs),
+        max_stale: Duration::from_secs(max_stale_secs),
+    })
+}
+
 /// `+08:00`, `-05:30`, `Z` or `UTC`. MP's document gives no zone; LinksField
 /// runs MP from UTC+8, hence the default.
 fn parse_time_zone(raw: Option<&str>) -> Result<FixedOffset, ConfigError> {
@@ -448,6 +501,22 @@ mod tests {
         assert_eq!(config.mp_time_zone.local_minus_utc(), 8 * 3600);
         assert_eq!(config.shutdown_grace, Duration::from_secs(8));
         assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.product_cache.ttl, Duration::from_secs(300));
+        assert_eq!(config.product_cache.max_stale, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn product_cache_settings_are_read() {
+        let config = Config::from_settings(&settings(&[
+            "--sandbox",
+            "--product-cache-ttl-secs",
+            "60",
+            "--product-cache-max-stale-secs",
+            "0",
+        ]))
+        .unwrap();
+        assert_eq!(config.product_cache.ttl, Duration::from_secs(60));
+        assert_eq!(config.product_cache.max_stale, Duration::ZERO);
     }
 
     #[test]
@@ -473,6 +542,16 @@ mod tests {
             ),
             (&["--shutdown-grace-secs=-1"], "SHUTDOWN_GRACE_SECS"),
             (&["--redis-url", "localhost:6379"], "REDIS_URL"),
+            (&["--redis-url", "redis://"], "REDIS_URL"),
+            (
+                &["--product-cache-ttl-secs", "5m"],
+                "PRODUCT_CACHE_TTL_SECS",
+            ),
+            (&["--product-cache-ttl-secs", "0"], "PRODUCT_CACHE_TTL_SECS"),
+            (
+                &["--product-cache-max-stale-secs=-1"],
+                "PRODUCT_CACHE_MAX_STALE_SECS",
+            ),
             (&["--alarm-retention", "0"], "ALARM_RETENTION"),
             (
                 &["--alarm-dedup-window-secs", "ten"],

@@ -1,12 +1,13 @@
-//! The plain-HTTP listener (`HTTP_ADDR`): liveness and readiness probes.
+//! The plain-HTTP listener (`HTTP_ADDR`): liveness and readiness probes, metrics.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Whether the gateway takes new work; false from start-up until serving and again on shutdown.
 #[derive(Debug, Clone, Default)]
@@ -22,10 +23,19 @@ impl Readiness {
     }
 }
 
-pub fn router(readiness: Readiness) -> Router {
+pub fn router(readiness: Readiness, metrics: PrometheusHandle) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    metrics.render(),
+                )
+            }),
+        )
         .with_state(readiness)
 }
 

@@ -12,7 +12,7 @@ pub mod proto {
 pub mod alarms;
 pub mod api;
 pub mod app;
-pub mod catalogue;
+pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -44,12 +44,13 @@ const SECRET_VARIABLES: &[&str] = &[
 ];
 
 /// The plain variables of DESIGN.md section 4 (MP_SANDBOX aside), plus
-/// MP_TIME_ZONE, which the gateway added.
+/// MP_TIME_ZONE and PRODUCT_CACHE_MAX_STALE_SECS, which the gateway added.
 const PLAIN_VARIABLES: &[&str] = &[
     "MP_BASE_URL",
     "GRPC_ADDR",
     "HTTP_ADDR",
     "PRODUCT_CACHE_TTL_SECS",
+    "PRODUCT_CACHE_MAX_STALE_SECS",
     "PUBLIC_CALLBACK_URL",
     "GRPC_TLS_CERT",
     "GRPC_TLS_KEY",
@@ -563,6 +564,7 @@ fn the_chart_sets_every_variable_of_the_configuration_contract() {
     // Defaults as DESIGN.md section 4 states them.
     for (variable, default) in [
         ("PRODUCT_CACHE_TTL_SECS", "300"),
+        ("PRODUCT_CACHE_MAX_STALE_SECS", "3600"),
         ("MP_MAX_CONCURRENCY", "32"),
         ("MP_TIMEOUT_MS", "10000"),
         ("IDEMPOTENCY_TTL_SECS", "86400"),

@@ -72,8 +72,12 @@ async fn the_request_id_is_forwarded_to_mp_and_generated_when_empty() {
         Some("trace-me-42")
     );
 
+    // The list is cached now; bypass_cache makes the gateway call MP again.
     let reply = client
-        .list_products(ListProductsRequest::default())
+        .list_products(ListProductsRequest {
+            bypass_cache: true,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

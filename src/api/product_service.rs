@@ -1,7 +1,7 @@
 use tonic::{Request, Response, Status};
 
 use super::{caller_deadline, parse_request_id, required_id};
-use crate::catalogue::ProductCatalogue;
+use crate::cache::ProductCatalogue;
 use crate::domain::RequestId;
 use crate::error::GatewayError;
 use crate::mp::Call;

@@ -71,7 +71,7 @@ impl Call<'_> {
     /// How long the MP call may take: the configured bound, or less when the
     /// caller's deadline is nearer. A margin is kept so the gateway can still
     /// answer DEADLINE_EXCEEDED itself before the caller's deadline passes.
-    fn upstream_timeout(&self, configured: Duration) -> Duration {
+    pub(crate) fn upstream_timeout(&self, configured: Duration) -> Duration {
         match self.deadline {
             None => configured,
             Some(deadline) => {

@@ -1,7 +1,9 @@
 use std::time::Duration;
 
 /// Why an MP call did not produce a usable answer.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone` so one shared fetch can hand its failure to every caller waiting on it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum MpError {
     /// No connection could be made: the request was never sent.
     #[error("MP could not be reached: {0}")]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::FixedOffset;
 use mp_gateway::alarms::BusConfig;
 use mp_gateway::app::Application;
-use mp_gateway::config::{Config, LogFormat, RedisConfig, Upstream};
+use mp_gateway::config::{Config, LogFormat, ProductCacheConfig, RedisConfig, Upstream};
 use mp_gateway::proto::alarm_service_client::AlarmServiceClient;
 use mp_gateway::proto::order_service_client::OrderServiceClient;
 use mp_gateway::proto::product_service_client::ProductServiceClient;
@@ -60,6 +60,7 @@ pub fn config_for(base_url: &str) -> Config {
         idempotency_ttl: Duration::from_secs(3600),
         grpc_auth_tokens: Vec::new(),
         grpc_tls: None,
+        product_cache: ProductCacheConfig::default(),
     }
 }
 
@@ -168,4 +169,130 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
 pub fn error_reason(status: &tonic::Status) -> Option<String> {
     use tonic_types::StatusExt;
     status.get_details_error_info().map(|info| info.reason)
+}
+
+/// The machine's shared Redis (scripts/start-redis). Tests that use it each
+/// take a key prefix of their own ([`unique_prefix`]) and never stop it.
+pub const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
+
+/// A Redis key prefix no other test (or run) uses.
+pub fn unique_prefix(test: &str) -> String {
+    format!("mp-gateway-test:{test}:{}", uuid::Uuid::new_v4())
+}
+
+/// `config_for(base_url)` with Redis at `redis_url` under `prefix`.
+pub fn config_with_redis(base_url: &str, redis_url: &str, prefix: &str) -> Config {
+    let mut config = config_for(base_url);
+    config.redis = Some(RedisConfig {
+        url: SecretString::from(redis_url),
+        key_prefix: prefix.to_owned(),
+    });
+    // Leftovers in the shared Redis expire soon after the test.
+    config.product_cache.max_stale = Duration::from_secs(60);
+    config
+}
+
+/// Polls `condition` every 20 ms until it holds; panics after `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let give_up = tokio::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "not within {limit:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A `redis-server` of the test's own, on a free loopback port, keeping
+/// nothing on disk, for tests that stop Redis. Killed when dropped.
+pub struct OwnRedis {
+    port: u16,
+    server: Option<tokio::process::Child>,
+}
+
+impl OwnRedis {
+    pub async fn start() -> Self {
+        let port = closed_port().await.port();
+        let mut redis = Self { port, server: None };
+        redis.restart().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again, empty) on the same port and waits until it answers.
+    pub async fn restart(&mut self) {
+        let server = tokio::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is on PATH (scripts/install-dev-tools installs it)");
+        self.server = Some(server);
+        let url = self.url();
+        eventually(Duration::from_secs(10), "redis-server answers PING", || {
+            let url = url.clone();
+            async move { ping(&url).await }
+        })
+        .await;
+    }
+
+    /// Kills it (SIGKILL) and waits until it is gone.
+    pub async fn kill(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            server.kill().await.expect("kill redis-server");
+        }
+    }
+}
+
+async fn ping(url: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
+        return false;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return false;
+    };
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .is_ok()
+}
+
+/// The raw value stored under `key`, if any.
+pub async fn redis_get(url: &str, key: &str) -> Option<Vec<u8>> {
+    let client = redis::Client::open(url).expect("test Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("test Redis answers");
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .expect("GET works")
+}
+
+/// The value of a counter (summed over label sets matching `labels`) on `/metrics`.
+pub async fn counter(http_addr: SocketAddr, name: &str, labels: &str) -> f64 {
+    let text = reqwest::get(format!("http://{http_addr}/metrics"))
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("/metrics has a body");
+    text.lines()
+        .filter(|line| {
+            let series = line.split_whitespace().next().unwrap_or("");
+            series == name || (series.starts_with(&format!("{name}{{")) && series.contains(labels))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

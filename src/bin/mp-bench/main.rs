@@ -1,0 +1,133 @@
+//! `mp-bench`: load benchmarks of the gateway on this machine.
+//!
+//! ```text
+//! cargo run --release --bin mp-bench                  # every scenario
+//! cargo run --release --bin mp-bench -- product-cache # some of them
+//! ```
+//!
+//! Each scenario starts what it needs on loopback (the MP sandbox, the
+//! gateway, a reference server), drives it with its own tonic clients for a
+//! bounded time per row, prints a table, and updates its section of
+//! `BENCHMARKS.md`. A new scenario is a module and a line in [`SCENARIOS`].
+
+mod load;
+mod product_cache;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use report::Section;
+
+/// A named benchmark.
+struct Scenario {
+    name: &'static str,
+    about: &'static str,
+    run: fn(&Options) -> futures::future::BoxFuture<'_, Result<Section, BenchError>>,
+}
+
+const SCENARIOS: &[Scenario] = &[Scenario {
+    name: "product-cache",
+    about: "ListProducts with a warm cache vs a minimal tonic server returning the same response",
+    run: |options| Box::pin(product_cache::run(options)),
+}];
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mp-bench",
+    about = "Load benchmarks of mp-gateway on this machine"
+)]
+struct Options {
+    /// Scenarios to run [default: all]; `--list` names them.
+    scenarios: Vec<String>,
+    /// List the scenarios and exit.
+    #[arg(long)]
+    list: bool,
+    /// Measured seconds per row and server (split over the alternating rounds).
+    #[arg(long, default_value_t = 4.0)]
+    seconds: f64,
+    /// Concurrent clients, one row each.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    clients: Vec<usize>,
+    /// Where the results go; `-` prints only.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md"))]
+    output: PathBuf,
+}
+
+impl Options {
+    fn measured(&self) -> Duration {
+        Duration::from_secs_f64(self.seconds.max(0.1))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum BenchError {
+    #[error("unknown scenario {0:?}; try --list")]
+    UnknownScenario(String),
+    #[error("cannot start: {0}")]
+    Start(String),
+    #[error("a call failed: {0}")]
+    Call(#[from] tonic::Status),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let options = Options::parse();
+    if options.list {
+        for scenario in SCENARIOS {
+            println!("{:<16} {}", scenario.name, scenario.about);
+        }
+        return ExitCode::SUCCESS;
+    }
+    match run(&options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mp-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: &Options) -> Result<(), BenchError> {
+    let chosen = choose(&options.scenarios)?;
+    let machine = report::Machine::detect();
+    println!("{machine}");
+    for scenario in chosen {
+        println!("\n== {}: {}", scenario.name, scenario.about);
+        let section = (scenario.run)(options).await?;
+        println!("{}", section.table);
+        if options.output.as_os_str() != "-" {
+            report::update(&options.output, scenario.name, &section, &machine).map_err(
+                |source| BenchError::Write {
+                    path: options.output.clone(),
+                    source,
+                },
+            )?;
+            println!("(written to {})", options.output.display());
+        }
+    }
+    Ok(())
+}
+
+fn choose(names: &[String]) -> Result<Vec<&'static Scenario>, BenchError> {
+    if names.is_empty() {
+        return Ok(SCENARIOS.iter().collect());
+    }
+    names
+        .iter()
+        .map(|name| {
+            SCENARIOS
+                .iter()
+                .find(|s| s.name == name)
+                .ok_or_else(|| BenchError::UnknownScenario(name.clone()))
+        })
+        .collect()
+}
