@@ -138,7 +138,11 @@ impl Application {
                 // google.rpc error details, so grpcurl can print ErrorInfo and BadRequest.
                 .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         };
+        // A client that opens more calls than its connection's limit gets
+        // RESOURCE_EXHAUSTED at once (load shedding) instead of a queue.
         let grpc = Server::builder()
+            .concurrency_limit_per_connection(config.grpc_concurrency_limit_per_connection)
+            .load_shed(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(health_service)
@@ -272,6 +276,7 @@ async fn upstream(config: &Config) -> Result<(Option<Sandbox>, MpClientConfig), 
         secret_key,
         timeout: config.mp_timeout,
         clock,
+        limits: config.mp_limits,
     };
     match &config.upstream {
         Upstream::Mp {
