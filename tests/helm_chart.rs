@@ -56,6 +56,7 @@ const PLAIN_VARIABLES: &[&str] = &[
     "GRPC_TLS_CLIENT_CA",
     "MP_MAX_CONCURRENCY",
     "MP_RATE_LIMIT_PER_SEC",
+    "GRPC_CONCURRENCY_LIMIT_PER_CONNECTION",
     "MP_TIMEOUT_MS",
     "IDEMPOTENCY_TTL_SECS",
     "SHUTDOWN_GRACE_SECS",
@@ -564,6 +565,7 @@ fn the_chart_sets_every_variable_of_the_configuration_contract() {
     for (variable, default) in [
         ("PRODUCT_CACHE_TTL_SECS", "300"),
         ("MP_MAX_CONCURRENCY", "32"),
+        ("GRPC_CONCURRENCY_LIMIT_PER_CONNECTION", "256"),
         ("MP_TIMEOUT_MS", "10000"),
         ("IDEMPOTENCY_TTL_SECS", "86400"),
         ("SHUTDOWN_GRACE_SECS", "8"),
