@@ -55,7 +55,11 @@ async fn calls_beyond_the_per_connection_limit_are_shed_and_other_connections_ar
         .iter()
         .filter(|r| matches!(r, Err(s) if s.code() == Code::ResourceExhausted))
         .count();
-    assert_eq!(answered, 2, "{busy:?}");
-    assert_eq!(shed, 8, "{busy:?}");
-    assert_eq!(sandbox.calls("queryOrderStatus"), 3);
+    assert_eq!(answered + shed, 10, "{busy:?}");
+    assert!((1..=2).contains(&answered), "{busy:?}");
+    assert!(
+        sandbox.max_in_flight() <= 3,
+        "2 from the busy connection, 1 from the other"
+    );
+    assert_eq!(sandbox.calls("queryOrderStatus") as usize, answered + 1);
 }
