@@ -155,7 +155,11 @@ impl Application {
                 "GRPC_AUTH_TOKENS is not set: the gRPC API accepts calls without a token"
             );
         }
+        // A client that opens more calls than its connection's limit gets
+        // RESOURCE_EXHAUSTED at once (load shedding) instead of a queue.
         let grpc = grpc_server(config.grpc_tls.as_ref())?
+            .concurrency_limit_per_connection(config.grpc_concurrency_limit_per_connection)
+            .load_shed(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .layer(BearerAuthLayer::new(config.grpc_auth_tokens.clone()))
@@ -330,6 +334,7 @@ async fn upstream(config: &Config) -> Result<(Option<Sandbox>, MpClientConfig), 
         secret_key,
         timeout: config.mp_timeout,
         clock,
+        limits: config.mp_limits,
     };
     match &config.upstream {
         Upstream::Mp {

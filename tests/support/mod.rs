@@ -8,6 +8,7 @@ use chrono::FixedOffset;
 use mp_gateway::alarms::BusConfig;
 use mp_gateway::app::Application;
 use mp_gateway::config::{Config, LogFormat, ProductCacheConfig, RedisConfig, Upstream};
+use mp_gateway::mp::MpLimits;
 use mp_gateway::proto::alarm_service_client::AlarmServiceClient;
 use mp_gateway::proto::order_service_client::OrderServiceClient;
 use mp_gateway::proto::product_service_client::ProductServiceClient;
@@ -48,7 +49,9 @@ pub fn config_for(base_url: &str) -> Config {
         callback_token: None,
         public_callback_url: None,
         mp_timeout: Duration::from_secs(5),
+        mp_limits: MpLimits::default(),
         mp_time_zone: FixedOffset::east_opt(8 * 3600).expect("valid offset"),
+        grpc_concurrency_limit_per_connection: 256,
         shutdown_grace: Duration::from_secs(2),
         log_format: LogFormat::Pretty,
         redis: None,
