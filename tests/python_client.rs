@@ -35,7 +35,11 @@ async fn require_python_grpc() {
         Err(error) => panic!("cannot run {python} ({error}): run scripts/install-dev-tools"),
         Ok(output) if !output.status.success() => panic!(
             "{python} lacks grpcio, grpcio-tools or grpcio-status ({}): run scripts/install-dev-tools",
-            String::from_utf8_lossy(&output.stderr).trim()
+            String::from_utf8_lossy(&output.stderr)
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or_default()
         ),
         Ok(_) => {}
     }
@@ -79,7 +83,12 @@ async fn sandbox_gateway() -> TestGateway {
 }
 
 /// Runs the quickstart; kills it if it outlives `limit`.
-async fn quickstart(stubs: &Stubs, gateway: &TestGateway, args: &[&str], limit: Duration) -> Output {
+async fn quickstart(
+    stubs: &Stubs,
+    gateway: &TestGateway,
+    args: &[&str],
+    limit: Duration,
+) -> Output {
     let child = Command::new(python())
         .arg(repo().join("examples/python/quickstart.py"))
         .arg("--target")
@@ -138,7 +147,10 @@ async fn python_quickstart_orders_idempotently_and_receives_the_orders_first_ala
         .and_then(|rest| rest.split(',').next())
         .unwrap_or_else(|| panic!("no CreateOrder line:\n{shown}"));
     assert!(order_code.starts_with("ORDER_"), "{shown}");
-    assert!(stdout.contains("(request_id python-test-order-1)"), "{shown}");
+    assert!(
+        stdout.contains("(request_id python-test-order-1)"),
+        "{shown}"
+    );
     assert!(stdout.contains("activation code LPA:1$"), "{shown}");
     assert!(
         stdout.contains(&format!("CreateOrder retry: same order {order_code}")),
@@ -192,7 +204,13 @@ async fn python_quickstart_prints_the_status_code_and_details_and_exits_non_zero
     let invalid = quickstart(
         &stubs,
         &gateway,
-        &["--token", TOKEN, "--request-id", &long_id, "--no-wait-for-alarm"],
+        &[
+            "--token",
+            TOKEN,
+            "--request-id",
+            &long_id,
+            "--no-wait-for-alarm",
+        ],
         limit,
     )
     .await;
@@ -216,9 +234,34 @@ async fn python_quickstart_prints_the_status_code_and_details_and_exits_non_zero
     let shown = show(&quick);
     assert!(quick.status.success(), "{shown}");
     let stdout = String::from_utf8_lossy(&quick.stdout);
-    assert!(stdout.contains("RegisterCallback: MP posts alarms to"), "{shown}");
+    assert!(
+        stdout.contains("RegisterCallback: MP posts alarms to"),
+        "{shown}"
+    );
     assert!(!stdout.contains("SubscribeAlarms"), "{shown}");
-    assert!(stdout.contains("done (not waiting for an alarm)"), "{shown}");
+    assert!(
+        stdout.contains("done (not waiting for an alarm)"),
+        "{shown}"
+    );
 
     gateway.stop().await.expect("clean shutdown");
+}
+
+/// The README's Clients section shows `examples/rust_client.rs` (compiled by
+/// `cargo build --examples`) as it is, and the Python commands this file runs.
+#[test]
+fn readme_shows_the_client_examples_as_they_are() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let rust = std::fs::read_to_string(repo().join("examples/rust_client.rs"))
+        .expect("examples/rust_client.rs");
+    assert!(
+        readme.contains(&format!("```rust\n{rust}```")),
+        "README.md's Rust client differs from examples/rust_client.rs: copy the file into the Clients section"
+    );
+    for command in [
+        "examples/python/generate.sh",
+        "python3 examples/python/quickstart.py",
+    ] {
+        assert!(readme.contains(command), "README.md lacks `{command}`");
+    }
 }
