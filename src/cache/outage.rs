@@ -47,13 +47,17 @@ impl Outage {
         }
     }
 
-    /// A Redis call failed: starts an outage (logged and counted once) or extends it.
-    pub fn failed(&self, error: &dyn std::fmt::Display, metrics: &CacheMetrics) {
+    /// A Redis call failed: starts an outage (logged and counted once; then
+    /// `true`) or extends it.
+    pub fn failed(&self, error: &dyn std::fmt::Display, metrics: &CacheMetrics) -> bool {
         let now = Instant::now();
         metrics.redis_error();
         let mut state = self.lock();
         match &mut state.down {
-            Some(down) => down.retry_at = now + self.backoff,
+            Some(down) => {
+                down.retry_at = now + self.backoff;
+                false
+            }
             None => {
                 state.down = Some(Down {
                     since: now,
@@ -64,6 +68,7 @@ impl Outage {
                     %error,
                     "Redis is unavailable: product lists come from memory or MP until it answers again"
                 );
+                true
             }
         }
     }
@@ -99,7 +104,14 @@ mod tests {
         let metrics = CacheMetrics::new();
         let now = Instant::now();
         assert!(!outage.should_skip(now));
-        outage.failed(&"connection refused", &metrics);
+        assert!(
+            outage.failed(&"connection refused", &metrics),
+            "an outage begins"
+        );
+        assert!(
+            !outage.failed(&"connection refused", &metrics),
+            "the same outage"
+        );
         assert!(outage.is_down());
         assert!(outage.should_skip(Instant::now()));
         let later = Instant::now() + Duration::from_secs(2);
@@ -108,5 +120,6 @@ mod tests {
         outage.succeeded();
         assert!(!outage.is_down());
         assert!(!outage.should_skip(later));
+        assert!(outage.failed(&"timeout", &metrics), "a new outage");
     }
 }

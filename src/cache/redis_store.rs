@@ -194,7 +194,9 @@ impl RedisStore {
         };
         match &result {
             Ok(_) => self.outage.succeeded(),
-            Err(error) => self.outage.failed(error, &self.metrics),
+            Err(error) => {
+                self.outage.failed(error, &self.metrics);
+            }
         }
         result
     }

@@ -46,9 +46,13 @@ struct Options {
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
-    /// Measured seconds per row and server (split over the alternating rounds).
+    /// Measured seconds per row and server, split over the rounds.
     #[arg(long, default_value_t = 4.0)]
     seconds: f64,
+    /// Rounds per row: servers take turns, so a load change elsewhere on
+    /// the machine hits both alike.
+    #[arg(long, default_value_t = 16)]
+    rounds: u32,
     /// Concurrent clients, one row each.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     clients: Vec<usize>,

@@ -24,10 +24,8 @@ use crate::{BenchError, Options};
 
 /// Every call sends one, so both servers answer with the same bytes.
 const REQUEST_ID: &str = "mp-bench-0001";
-/// Rounds per row and server, alternated (gateway, ceiling, gateway, ...).
-const ROUNDS: u32 = 2;
 /// Unmeasured time at the start of each round.
-const WARMUP: Duration = Duration::from_millis(500);
+const WARMUP: Duration = Duration::from_millis(100);
 /// Clients share this many HTTP/2 connections (like a few client processes).
 const MAX_CONNECTIONS: usize = 4;
 
@@ -44,17 +42,22 @@ pub async fn run(options: &Options) -> Result<Section, BenchError> {
         "ceiling p99",
         "ratio",
     ]);
-    let round = options.measured() / ROUNDS;
+    let rounds = options.rounds.max(1);
+    let round = options.measured() / rounds;
     for &clients in &options.clients {
         let clients = clients.max(1);
         let to_gateway = connect(gateway.addr, clients).await?;
         let to_ceiling = connect(ceiling_addr, clients).await?;
         let (mut ours, mut ceiling) = (Stats::default(), Stats::default());
-        for _ in 0..ROUNDS {
-            ours.merge(measure(&to_gateway, clients, round).await?);
-            ceiling.merge(measure(&to_ceiling, clients, round).await?);
+        let mut paired = Vec::new();
+        for _ in 0..rounds {
+            let a = measure(&to_gateway, clients, round).await?;
+            let b = measure(&to_ceiling, clients, round).await?;
+            paired.push(a.requests_per_sec() / b.requests_per_sec());
+            ours.merge(a);
+            ceiling.merge(b);
         }
-        let ratio = ours.requests_per_sec() / ceiling.requests_per_sec();
+        let ratio = median(&mut paired);
         eprintln!(
             "  {clients:>3} clients: gateway {:.0} req/s, ceiling {:.0} req/s, ratio {ratio:.2}",
             ours.requests_per_sec(),
@@ -76,10 +79,12 @@ pub async fn run(options: &Options) -> Result<Section, BenchError> {
         notes: format!(
             "The gateway runs in sandbox mode (in process, no Redis), its cache warmed by one call; \
              the ceiling is a minimal tonic server returning the same pre-built \
-             ListProductsResponse. Each row: {ROUNDS} alternating rounds per server of {:.1} s \
+             ListProductsResponse. Each row: {rounds} alternating rounds per server of {:.1} s \
              measured after {:.1} s warm-up; clients are closed loops (one call in flight each) \
              over at most {MAX_CONNECTIONS} HTTP/2 connections. Client and servers share the \
-             machine's cores. ratio = gateway req/s / ceiling req/s.",
+             machine's cores, and others' work on it varies: hence many short alternating rounds. \
+             req/s and latencies are over all rounds; ratio is the median over rounds of \
+             gateway req/s / ceiling req/s in back-to-back rounds.",
             round.as_secs_f64(),
             WARMUP.as_secs_f64()
         ),
@@ -191,6 +196,16 @@ async fn start_ceiling(response: ListProductsResponse) -> Result<SocketAddr, Ben
         .serve_with_incoming(incoming);
     tokio::spawn(server);
     Ok(addr)
+}
+
+/// The middle value: one round disturbed by other work on the machine moves it little.
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 fn micros(latency: Duration) -> String {
