@@ -1,0 +1,59 @@
+//! Every MP answer the client reads, decoded exactly as the client does:
+//! `serde_json::from_slice::<wire::Envelope<_>>`, then the matching `decode::*`.
+//! Any input may be an error; none may panic.
+#![no_main]
+
+use chrono::FixedOffset;
+use libfuzzer_sys::fuzz_target;
+use mp_gateway::mp::{MpClock, decode, wire};
+use serde_json::from_slice;
+
+fuzz_target!(|body: &[u8]| {
+    let clock = MpClock {
+        zone: FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset"),
+    };
+
+    // v2/productList
+    if let Ok(env) = from_slice::<wire::Envelope<Vec<wire::ProductRow>>>(body) {
+        for row in env.data.unwrap_or_default() {
+            let _ = decode::product(row);
+        }
+    }
+    // v2/activationCode
+    if let Ok(env) = from_slice::<wire::Envelope<wire::ActivationData>>(body) {
+        if let Ok(order) = decode::created_order(env.data) {
+            let code = order.activation_code;
+            assert!(code.as_str().starts_with("LPA:1$"), "{code:?}");
+        }
+    }
+    // v2/topUp
+    if let Ok(env) = from_slice::<wire::Envelope<wire::TopUpData>>(body) {
+        let _ = decode::top_up(env.data);
+    }
+    // queryOrderStatus
+    if let Ok(env) = from_slice::<wire::Envelope<Vec<wire::OrderStatusRow>>>(body) {
+        if let Ok(rows) = decode::non_null_rows(env.data, wire::OrderStatusRow::is_null) {
+            for row in rows {
+                let _ = decode::order_package(row, clock);
+            }
+        }
+    }
+    // queryTraffic
+    if let Ok(env) = from_slice::<wire::Envelope<Vec<wire::TrafficRow>>>(body) {
+        if let Ok(rows) = decode::non_null_rows(env.data, wire::TrafficRow::is_null) {
+            for row in rows {
+                let _ = decode::package_traffic(row, clock);
+            }
+        }
+    }
+    // v2/queryHistoryDailyTraffic
+    if let Ok(env) = from_slice::<wire::Envelope<wire::DailyTrafficData>>(body) {
+        if let Ok(daily) = decode::daily_traffic(env.data, clock) {
+            for day in &daily.days {
+                assert_eq!(day.date, day.date.trim(), "dates are trimmed");
+            }
+        }
+    }
+    // switchOrder and saveAlarmCallbackInterface: only the envelope is read.
+    let _ = from_slice::<wire::Envelope<serde_json::Value>>(body);
+});
