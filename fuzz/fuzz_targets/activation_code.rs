@@ -34,7 +34,10 @@ fuzz_target!(|raw: &str| {
         let carddata = url
             .strip_prefix(prefix)
             .unwrap_or_else(|| panic!("{url:?} does not start with {prefix:?}"));
-        assert!(!carddata.contains(['&', '#', '?', '=', ' ', '$']), "{url:?}");
+        assert!(
+            !carddata.contains(['&', '#', '?', '=', ' ', '$']),
+            "{url:?}"
+        );
         let decoded = percent_decode_str(carddata).decode_utf8();
         assert_eq!(decoded.as_deref(), Ok(input), "{url:?}");
     }
