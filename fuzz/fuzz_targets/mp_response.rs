@@ -20,38 +20,38 @@ fuzz_target!(|body: &[u8]| {
         }
     }
     // v2/activationCode
-    if let Ok(env) = from_slice::<wire::Envelope<wire::ActivationData>>(body) {
-        if let Ok(order) = decode::created_order(env.data) {
-            let code = order.activation_code;
-            assert!(code.as_str().starts_with("LPA:1$"), "{code:?}");
-        }
+    if let Ok(env) = from_slice::<wire::Envelope<wire::ActivationData>>(body)
+        && let Ok(order) = decode::created_order(env.data)
+    {
+        let code = order.activation_code;
+        assert!(code.as_str().starts_with("LPA:1$"), "{code:?}");
     }
     // v2/topUp
     if let Ok(env) = from_slice::<wire::Envelope<wire::TopUpData>>(body) {
         let _ = decode::top_up(env.data);
     }
     // queryOrderStatus
-    if let Ok(env) = from_slice::<wire::Envelope<Vec<wire::OrderStatusRow>>>(body) {
-        if let Ok(rows) = decode::non_null_rows(env.data, wire::OrderStatusRow::is_null) {
-            for row in rows {
-                let _ = decode::order_package(row, clock);
-            }
+    if let Ok(env) = from_slice::<wire::Envelope<Vec<wire::OrderStatusRow>>>(body)
+        && let Ok(rows) = decode::non_null_rows(env.data, wire::OrderStatusRow::is_null)
+    {
+        for row in rows {
+            let _ = decode::order_package(row, clock);
         }
     }
     // queryTraffic
-    if let Ok(env) = from_slice::<wire::Envelope<Vec<wire::TrafficRow>>>(body) {
-        if let Ok(rows) = decode::non_null_rows(env.data, wire::TrafficRow::is_null) {
-            for row in rows {
-                let _ = decode::package_traffic(row, clock);
-            }
+    if let Ok(env) = from_slice::<wire::Envelope<Vec<wire::TrafficRow>>>(body)
+        && let Ok(rows) = decode::non_null_rows(env.data, wire::TrafficRow::is_null)
+    {
+        for row in rows {
+            let _ = decode::package_traffic(row, clock);
         }
     }
     // v2/queryHistoryDailyTraffic
-    if let Ok(env) = from_slice::<wire::Envelope<wire::DailyTrafficData>>(body) {
-        if let Ok(daily) = decode::daily_traffic(env.data, clock) {
-            for day in &daily.days {
-                assert_eq!(day.date, day.date.trim(), "dates are trimmed");
-            }
+    if let Ok(env) = from_slice::<wire::Envelope<wire::DailyTrafficData>>(body)
+        && let Ok(daily) = decode::daily_traffic(env.data, clock)
+    {
+        for day in &daily.days {
+            assert_eq!(day.date, day.date.trim(), "dates are trimmed");
         }
     }
     // switchOrder and saveAlarmCallbackInterface: only the envelope is read.
