@@ -6,7 +6,16 @@
 use chrono::FixedOffset;
 use libfuzzer_sys::fuzz_target;
 use mp_gateway::mp::{MpClock, decode, wire};
+use prost_types::Timestamp;
 use serde_json::from_slice;
+
+/// A time the gateway hands its callers must be one protobuf can hold.
+fn assert_representable(times: &[&Option<Timestamp>]) {
+    for t in times.iter().copied().flatten() {
+        assert!(decode::TIMESTAMP_SECONDS.contains(&t.seconds), "{t:?}");
+        assert_eq!(t.nanos, 0, "{t:?}");
+    }
+}
 
 fuzz_target!(|body: &[u8]| {
     let clock = MpClock {
@@ -35,7 +44,9 @@ fuzz_target!(|body: &[u8]| {
         && let Ok(rows) = decode::non_null_rows(env.data, wire::OrderStatusRow::is_null)
     {
         for row in rows {
-            let _ = decode::order_package(row, clock);
+            if let Ok(p) = decode::order_package(row, clock) {
+                assert_representable(&[&p.actual_start_time, &p.planned_end_time]);
+            }
         }
     }
     // queryTraffic
@@ -43,13 +54,16 @@ fuzz_target!(|body: &[u8]| {
         && let Ok(rows) = decode::non_null_rows(env.data, wire::TrafficRow::is_null)
     {
         for row in rows {
-            let _ = decode::package_traffic(row, clock);
+            if let Ok(t) = decode::package_traffic(row, clock) {
+                assert_representable(&[&t.actual_start_time, &t.planned_end_time]);
+            }
         }
     }
     // v2/queryHistoryDailyTraffic
     if let Ok(env) = from_slice::<wire::Envelope<wire::DailyTrafficData>>(body)
         && let Ok(daily) = decode::daily_traffic(env.data, clock)
     {
+        assert_representable(&[&daily.actual_start_time, &daily.planned_end_time]);
         for day in &daily.days {
             assert_eq!(day.date, day.date.trim(), "dates are trimmed");
         }
