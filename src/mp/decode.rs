@@ -1,6 +1,8 @@
 //! MP's loosely typed rows into our typed messages. Anything unexpected is
 //! [`MpError::Malformed`], never a panic; all-null rows are [`MpError::NullData`].
 
+use std::ops::RangeInclusive;
+
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone};
 use prost_types::Timestamp;
 
@@ -23,6 +25,10 @@ pub struct TopUp {
     pub renew_period: u32,
 }
 
+/// What a `google.protobuf.Timestamp` may hold: 0001-01-01 to 9999-12-31 UTC.
+/// chrono reads years up to ±262142, which clients' protobuf libraries reject.
+pub const TIMESTAMP_SECONDS: RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
 /// Reads MP's wall-clock times (`2025-03-07 17:11:21`), which carry no zone.
 #[derive(Debug, Clone, Copy)]
 pub struct MpClock {
@@ -38,6 +44,7 @@ impl MpClock {
             .ok()
             .and_then(|naive| self.zone.from_local_datetime(&naive).single())
             .or_else(|| DateTime::parse_from_rfc3339(raw).ok())
+            .filter(|t| TIMESTAMP_SECONDS.contains(&t.timestamp()))
             .ok_or_else(|| malformed(field, raw))?;
         Ok(Some(Timestamp {
             seconds: parsed.timestamp(),
@@ -256,6 +263,41 @@ mod tests {
         assert_eq!(ts.seconds, 1_741_338_681);
         assert_eq!(clock().timestamp("t", None).unwrap(), None);
         assert!(clock().timestamp("t", Some("yesterday")).is_err());
+    }
+
+    #[test]
+    fn times_a_protobuf_timestamp_cannot_hold_are_malformed_not_a_panic() {
+        for raw in [
+            // Parses, but moving it to UTC leaves chrono's calendar.
+            "-262143-01-01 00:00:00",
+            // Valid for chrono, far past the 9999-12-31 that protobuf allows.
+            "+262142-12-31 23:59:59",
+            // 0001-01-01 07:59:59 at +08:00 is still year 0 in UTC.
+            "0001-01-01 07:59:59",
+        ] {
+            let got = clock().timestamp("t", Some(raw));
+            assert!(matches!(got, Err(MpError::Malformed(_))), "{raw}: {got:?}");
+        }
+        let last = clock().timestamp("t", Some("9999-12-31 23:59:59"));
+        assert_eq!(last.unwrap().unwrap().seconds, 253_402_300_799 - 8 * 3600);
+        let first = clock().timestamp("t", Some("0001-01-01 08:00:00"));
+        assert_eq!(first.unwrap().unwrap().seconds, -62_135_596_800);
+    }
+
+    #[test]
+    fn deeply_nested_data_is_an_error_not_a_stack_overflow() {
+        let body = format!(
+            r#"{{"code":200,"data":{}{}}}"#,
+            "[".repeat(5000),
+            "]".repeat(5000)
+        );
+        assert!(serde_json::from_str::<wire::Envelope<serde_json::Value>>(&body).is_err());
+        let body = format!(
+            r#"{{"code":200,"data":[{{"eid":{}1{}}}]}}"#,
+            r#"{"a":"#.repeat(3000),
+            "}".repeat(3000)
+        );
+        assert!(serde_json::from_str::<wire::Envelope<Vec<wire::OrderStatusRow>>>(&body).is_err());
     }
 
     #[test]
