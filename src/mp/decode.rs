@@ -69,6 +69,15 @@ fn parse_num<T: std::str::FromStr>(field: &str, raw: Option<&str>) -> Result<Opt
         .transpose()
 }
 
+/// A volume in MB: a finite, non-negative number (Rust would also read "NaN" or "inf").
+fn megabytes(field: &str, raw: Option<&str>) -> Result<f64, MpError> {
+    match parse_num::<f64>(field, raw)? {
+        None => Ok(0.0),
+        Some(mb) if mb.is_finite() && mb >= 0.0 => Ok(mb),
+        Some(_) => Err(malformed(field, raw.unwrap_or_default())),
+    }
+}
+
 fn required<T>(field: &str, value: Option<T>) -> Result<T, MpError> {
     value.ok_or_else(|| MpError::Malformed(format!("{field} is missing")))
 }
@@ -172,9 +181,8 @@ pub fn package_traffic(
     Ok(proto::PackageTraffic {
         eid: row.eid.unwrap_or_default(),
         package_code: row.package_code.unwrap_or_default(),
-        total_mb: parse_num("packageFlow", row.package_flow.as_deref())?.unwrap_or_default(),
-        used_mb: parse_num("packageUsedFlow", row.package_used_flow.as_deref())?
-            .unwrap_or_default(),
+        total_mb: megabytes("packageFlow", row.package_flow.as_deref())?,
+        used_mb: megabytes("packageUsedFlow", row.package_used_flow.as_deref())?,
         cycle: parse_num("cycle", row.cycle.as_deref())?.unwrap_or_default(),
         actual_start_time: clock.timestamp("actualStartTime", row.actual_start_time.as_deref())?,
         planned_end_time: clock.timestamp("plannedEndTime", row.planned_end_time.as_deref())?,
@@ -298,6 +306,15 @@ mod tests {
             "}".repeat(3000)
         );
         assert!(serde_json::from_str::<wire::Envelope<Vec<wire::OrderStatusRow>>>(&body).is_err());
+    }
+
+    #[test]
+    fn traffic_volumes_must_be_finite_and_not_negative() {
+        assert_eq!(megabytes("f", Some("1024.50")).unwrap(), 1024.5);
+        assert_eq!(megabytes("f", None).unwrap(), 0.0);
+        for bad in ["NaN", "inf", "-inf", "-1", "1e400"] {
+            assert!(megabytes("f", Some(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]
