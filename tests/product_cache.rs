@@ -378,6 +378,35 @@ async fn redis_killed_mid_run_then_restarted_is_used_again_without_a_restart() {
 }
 
 #[tokio::test]
+async fn a_hung_redis_is_waited_for_briefly_then_skipped() {
+    let redis = OwnRedis::start().await;
+    let sandbox = start_sandbox().await;
+    let config = config_with_redis(&sandbox.base_url(), &redis.url(), &unique_prefix("hung"));
+    let warm = TestGateway::start(config.clone()).await;
+    list_concurrently(&warm, 5).await;
+
+    redis.freeze();
+    // A cold replica cannot read Redis: after the short Redis timeout it asks MP.
+    let cold = TestGateway::start(config).await;
+    for _ in 0..3 {
+        let mut request = tonic::Request::new(ListProductsRequest::default());
+        request.set_timeout(Duration::from_secs(3));
+        let reply = cold.products().list_products(request).await;
+        assert_eq!(
+            reply
+                .expect("answered despite Redis")
+                .into_inner()
+                .products
+                .len(),
+            3
+        );
+    }
+    list_concurrently(&warm, 5).await;
+    assert_eq!(sandbox.calls(PRODUCT_LIST), 2);
+    redis.thaw();
+}
+
+#[tokio::test]
 async fn metrics_count_hits_misses_and_mp_fetches() {
     let sandbox = start_sandbox().await;
     let config = config_with_redis(&sandbox.base_url(), SHARED_REDIS, &unique_prefix("metrics"));
