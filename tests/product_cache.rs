@@ -240,6 +240,39 @@ async fn a_stale_list_is_served_without_waiting_for_the_refresh() {
 }
 
 #[tokio::test]
+async fn a_new_replica_serves_a_stale_list_from_redis_at_once_and_refreshes_it() {
+    let sandbox = start_sandbox().await;
+    let ttl = Duration::from_secs(1);
+    let config = with_ttl(
+        config_with_redis(
+            &sandbox.base_url(),
+            SHARED_REDIS,
+            &unique_prefix("stale-l2"),
+        ),
+        ttl,
+        Duration::from_secs(60),
+    );
+    let first = TestGateway::start(config.clone()).await;
+    list_concurrently(&first, 1).await;
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+
+    sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(3))));
+    let second = TestGateway::start(config).await;
+    let mut request = tonic::Request::new(ListProductsRequest::default());
+    request.set_timeout(Duration::from_secs(1));
+    let reply = second.products().list_products(request).await;
+    assert_eq!(
+        reply
+            .expect("the stale list from Redis")
+            .into_inner()
+            .products
+            .len(),
+        3
+    );
+    wait_for_mp_calls(&sandbox, 2).await;
+}
+
+#[tokio::test]
 async fn mp_failing_during_a_refresh_keeps_the_last_good_list_served() {
     let sandbox = start_sandbox().await;
     let ttl = Duration::from_secs(1);
