@@ -10,20 +10,22 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::Server;
 use tonic::transport::server::{Router, TcpIncoming};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tower::layer::util::{Identity as NoLayer, Stack};
 use url::Url;
 
 use crate::alarms::AlarmBus;
 use crate::alarms::callback::{self, CallbackState};
+use crate::api::auth::BearerAuthLayer;
 use crate::api::{AlarmApi, OrderApi, ProductApi, TrafficApi};
 use crate::cache::metrics::CacheMetrics;
 use crate::cache::redis_store::RedisStore;
 use crate::cache::snapshot::Lifetimes;
 use crate::cache::{CatalogueSettings, Keys, ProductCatalogue, RedisTimeouts};
-use crate::config::{Config, SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, Upstream};
+use crate::config::{Config, GrpcTls, SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, Upstream};
 use crate::domain::CallbackUrl;
 use crate::http::{self, Readiness};
 use crate::idempotency::{Idempotency, IdempotencyConfig};
@@ -58,6 +60,8 @@ pub enum StartError {
     Redis(#[from] redis::RedisError),
     #[error("cannot build gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("GRPC_TLS_CERT/GRPC_TLS_KEY/GRPC_TLS_CLIENT_CA: {0}")]
+    Tls(tonic::transport::Error),
     #[error("gRPC server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
     #[error("HTTP server failed: {0}")]
@@ -70,7 +74,7 @@ pub enum StartError {
 pub struct Application {
     grpc_listener: TcpListener,
     http_listener: TcpListener,
-    grpc: Router,
+    grpc: Router<Stack<BearerAuthLayer, NoLayer>>,
     http: axum::Router,
     health: HealthReporter,
     readiness: Readiness,
@@ -146,9 +150,19 @@ impl Application {
                 // google.rpc error details, so grpcurl can print ErrorInfo and BadRequest.
                 .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         };
-        let grpc = Server::builder()
+        if config.grpc_auth_tokens.is_empty() {
+            tracing::warn!(
+                "GRPC_AUTH_TOKENS is not set: the gRPC API accepts calls without a token"
+            );
+        }
+        // A client that opens more calls than its connection's limit gets
+        // RESOURCE_EXHAUSTED at once (load shedding) instead of a queue.
+        let grpc = grpc_server(config.grpc_tls.as_ref())?
+            .concurrency_limit_per_connection(config.grpc_concurrency_limit_per_connection)
+            .load_shed(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .layer(BearerAuthLayer::new(config.grpc_auth_tokens.clone()))
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
@@ -257,6 +271,22 @@ impl Application {
     }
 }
 
+/// A server builder, serving TLS (and requiring client certificates) when configured.
+fn grpc_server(tls: Option<&GrpcTls>) -> Result<Server, StartError> {
+    let Some(tls) = tls else {
+        return Ok(Server::builder());
+    };
+    crate::tls::install_crypto_provider();
+    let identity = Identity::from_pem(&tls.cert_pem, tls.key_pem.expose_secret());
+    let mut config = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &tls.client_ca_pem {
+        config = config.client_ca_root(Certificate::from_pem(ca));
+    }
+    Server::builder()
+        .tls_config(config)
+        .map_err(StartError::Tls)
+}
+
 async fn bind(variable: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
@@ -304,6 +334,7 @@ async fn upstream(config: &Config) -> Result<(Option<Sandbox>, MpClientConfig), 
         secret_key,
         timeout: config.mp_timeout,
         clock,
+        limits: config.mp_limits,
     };
     match &config.upstream {
         Upstream::Mp {

@@ -3,16 +3,18 @@
 //! [`ConfigError`] naming the variable; `main` prints it and exits 64.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::FixedOffset;
 use clap::{Args, Parser, Subcommand};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use url::Url;
 
 use crate::alarms::BusConfig;
 use crate::domain::CallbackUrl;
+use crate::mp::MpLimits;
 
 /// Command line of the `mp-gateway` binary.
 #[derive(Debug, Parser)]
@@ -81,6 +83,15 @@ pub struct Settings {
     /// Upper bound of one MP call in milliseconds [default: 10000].
     #[arg(long, env = "MP_TIMEOUT_MS")]
     pub mp_timeout_ms: Option<String>,
+    /// Most MP calls in flight at once; excess waits briefly, then gets RESOURCE_EXHAUSTED [default: 32].
+    #[arg(long, env = "MP_MAX_CONCURRENCY")]
+    pub mp_max_concurrency: Option<String>,
+    /// Most MP calls started per second; excess waits briefly, then gets RESOURCE_EXHAUSTED [default: no limit].
+    #[arg(long, env = "MP_RATE_LIMIT_PER_SEC")]
+    pub mp_rate_limit_per_sec: Option<String>,
+    /// Most gRPC calls in flight on one client connection; excess gets RESOURCE_EXHAUSTED at once [default: 256].
+    #[arg(long, env = "GRPC_CONCURRENCY_LIMIT_PER_CONNECTION")]
+    pub grpc_concurrency_limit_per_connection: Option<String>,
     /// UTC offset of the times MP sends, e.g. +08:00 [default: +08:00].
     #[arg(long, env = "MP_TIME_ZONE")]
     pub mp_time_zone: Option<String>,
@@ -105,6 +116,18 @@ pub struct Settings {
     /// How long a CreateOrder/TopUpOrder outcome is kept per request_id [default: 86400].
     #[arg(long, env = "IDEMPOTENCY_TTL_SECS")]
     pub idempotency_ttl_secs: Option<String>,
+    /// Comma-separated bearer tokens accepted on the gRPC API; unset = no auth.
+    #[arg(long, env = "GRPC_AUTH_TOKENS", hide_env_values = true)]
+    pub grpc_auth_tokens: Option<String>,
+    /// PEM certificate (chain) to serve gRPC over TLS.
+    #[arg(long, env = "GRPC_TLS_CERT")]
+    pub grpc_tls_cert: Option<String>,
+    /// PEM private key for GRPC_TLS_CERT.
+    #[arg(long, env = "GRPC_TLS_KEY")]
+    pub grpc_tls_key: Option<String>,
+    /// PEM CA certificate(s): require client certificates signed by it (mTLS).
+    #[arg(long, env = "GRPC_TLS_CLIENT_CA")]
+    pub grpc_tls_client_ca: Option<String>,
     /// Seconds a product list stays fresh [default: 300].
     #[arg(long, env = "PRODUCT_CACHE_TTL_SECS")]
     pub product_cache_ttl_secs: Option<String>,
@@ -144,14 +167,30 @@ pub struct Config {
     pub callback_token: Option<SecretString>,
     pub public_callback_url: Option<CallbackUrl>,
     pub mp_timeout: Duration,
+    pub mp_limits: MpLimits,
     pub mp_time_zone: FixedOffset,
+    /// Calls one gRPC connection may have in flight; the rest are shed.
+    pub grpc_concurrency_limit_per_connection: usize,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
     /// Unset: alarms stay in process (one replica).
     pub redis: Option<RedisConfig>,
     pub alarm_bus: BusConfig,
     pub idempotency_ttl: Duration,
+    /// Empty: the gRPC API needs no token.
+    pub grpc_auth_tokens: Vec<SecretString>,
+    /// Unset: plaintext gRPC.
+    pub grpc_tls: Option<GrpcTls>,
     pub product_cache: ProductCacheConfig,
+}
+
+/// The PEM material for serving gRPC over TLS, read at start.
+#[derive(Debug, Clone)]
+pub struct GrpcTls {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: SecretSlice<u8>,
+    /// Set: clients must present a certificate signed by this CA.
+    pub client_ca_pem: Option<Vec<u8>>,
 }
 
 /// How long product lists are kept (in process, and in Redis when set).
@@ -319,6 +358,17 @@ impl Config {
         if mp_timeout_ms == 0 {
             return Err(error("MP_TIMEOUT_MS", "must be greater than 0"));
         }
+        let grpc_concurrency_limit_per_connection: usize = parse_or(
+            "GRPC_CONCURRENCY_LIMIT_PER_CONNECTION",
+            s.grpc_concurrency_limit_per_connection.as_deref(),
+            256,
+        )?;
+        if grpc_concurrency_limit_per_connection == 0 {
+            return Err(error(
+                "GRPC_CONCURRENCY_LIMIT_PER_CONNECTION",
+                "must be greater than 0",
+            ));
+        }
         Ok(Self {
             upstream,
             grpc_addr: parse_or(
@@ -334,7 +384,9 @@ impl Config {
             callback_token: non_empty(s.callback_token.as_ref()).map(SecretString::from),
             public_callback_url,
             mp_timeout: Duration::from_millis(mp_timeout_ms),
+            mp_limits: parse_mp_limits(s)?,
             mp_time_zone: parse_time_zone(s.mp_time_zone.as_deref())?,
+            grpc_concurrency_limit_per_connection,
             shutdown_grace: Duration::from_secs(parse_or(
                 "SHUTDOWN_GRACE_SECS",
                 s.shutdown_grace_secs.as_deref(),
@@ -353,8 +405,61 @@ impl Config {
             redis,
             alarm_bus,
             idempotency_ttl,
+            grpc_auth_tokens: parse_tokens(s.grpc_auth_tokens.as_deref())?,
+            grpc_tls: parse_tls(s)?,
             product_cache: product_cache_config(s)?,
         })
+    }
+}
+
+/// `a,b, c` → three tokens; an empty item is a typo, not a token.
+fn parse_tokens(raw: Option<&str>) -> Result<Vec<SecretString>, ConfigError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .map(|token| {
+            if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Err(error(
+                    "GRPC_AUTH_TOKENS",
+                    "has an empty token or one with spaces",
+                ))
+            } else {
+                Ok(SecretString::from(token))
+            }
+        })
+        .collect()
+}
+
+fn read_pem(variable: &'static str, path: &str) -> Result<Vec<u8>, ConfigError> {
+    let pem =
+        std::fs::read(path).map_err(|e| error(variable, format!("cannot read {path:?}: {e}")))?;
+    if !pem.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err(error(variable, format!("{path:?} is not a PEM file")));
+    }
+    Ok(pem)
+}
+
+fn parse_tls(s: &Settings) -> Result<Option<GrpcTls>, ConfigError> {
+    let cert = non_empty(s.grpc_tls_cert.as_ref());
+    let key = non_empty(s.grpc_tls_key.as_ref());
+    let client_ca = non_empty(s.grpc_tls_client_ca.as_ref());
+    match (cert, key) {
+        (None, None) if client_ca.is_some() => Err(error(
+            "GRPC_TLS_CLIENT_CA",
+            "needs GRPC_TLS_CERT and GRPC_TLS_KEY (mTLS is TLS first)",
+        )),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(error("GRPC_TLS_KEY", "is required with GRPC_TLS_CERT")),
+        (None, Some(_)) => Err(error("GRPC_TLS_CERT", "is required with GRPC_TLS_KEY")),
+        (Some(cert), Some(key)) => Ok(Some(GrpcTls {
+            cert_pem: read_pem("GRPC_TLS_CERT", cert)?,
+            key_pem: read_pem("GRPC_TLS_KEY", key)?.into(),
+            client_ca_pem: client_ca
+                .map(|ca| read_pem("GRPC_TLS_CLIENT_CA", ca))
+                .transpose()?,
+        })),
     }
 }
 
@@ -375,6 +480,29 @@ fn product_cache_config(s: &Settings) -> Result<ProductCacheConfig, ConfigError>
     Ok(ProductCacheConfig {
         ttl: Duration::from_secs(ttl_secs),
         max_stale: Duration::from_secs(max_stale_secs),
+    })
+}
+
+fn parse_mp_limits(s: &Settings) -> Result<MpLimits, ConfigError> {
+    let max_concurrency: usize =
+        parse_or("MP_MAX_CONCURRENCY", s.mp_max_concurrency.as_deref(), 32)?;
+    if max_concurrency == 0 {
+        return Err(error("MP_MAX_CONCURRENCY", "must be greater than 0"));
+    }
+    let rate_limit_per_sec = non_empty(s.mp_rate_limit_per_sec.as_ref())
+        .map(|raw| {
+            let rate: u32 = parse_or("MP_RATE_LIMIT_PER_SEC", Some(raw), 0)?;
+            NonZeroU32::new(rate).ok_or_else(|| {
+                error(
+                    "MP_RATE_LIMIT_PER_SEC",
+                    "must be greater than 0 (leave it unset for no limit)",
+                )
+            })
+        })
+        .transpose()?;
+    Ok(MpLimits {
+        max_concurrency,
+        rate_limit_per_sec,
     })
 }
 
@@ -425,6 +553,10 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.product_cache.ttl, Duration::from_secs(300));
         assert_eq!(config.product_cache.max_stale, Duration::from_secs(3600));
+        assert_eq!(config.mp_limits, MpLimits::default());
+        assert_eq!(config.mp_limits.max_concurrency, 32);
+        assert_eq!(config.mp_limits.rate_limit_per_sec, None);
+        assert_eq!(config.grpc_concurrency_limit_per_connection, 256);
     }
 
     #[test]
@@ -439,6 +571,23 @@ mod tests {
         .unwrap();
         assert_eq!(config.product_cache.ttl, Duration::from_secs(60));
         assert_eq!(config.product_cache.max_stale, Duration::ZERO);
+    }
+
+    #[test]
+    fn limits_are_read_from_their_variables() {
+        let mut args = MP.to_vec();
+        args.extend_from_slice(&[
+            "--mp-max-concurrency",
+            "4",
+            "--mp-rate-limit-per-sec",
+            "20",
+            "--grpc-concurrency-limit-per-connection",
+            "64",
+        ]);
+        let config = Config::from_settings(&settings(&args)).unwrap();
+        assert_eq!(config.mp_limits.max_concurrency, 4);
+        assert_eq!(config.mp_limits.rate_limit_per_sec, NonZeroU32::new(20));
+        assert_eq!(config.grpc_concurrency_limit_per_connection, 64);
     }
 
     #[test]
@@ -457,6 +606,23 @@ mod tests {
             (&["--mp-timeout-ms", "soon"], "MP_TIMEOUT_MS"),
             (&["--mp-timeout-ms", "0"], "MP_TIMEOUT_MS"),
             (&["--mp-time-zone", "Asia/Shanghai"], "MP_TIME_ZONE"),
+            (&["--mp-max-concurrency", "0"], "MP_MAX_CONCURRENCY"),
+            (&["--mp-max-concurrency", "many"], "MP_MAX_CONCURRENCY"),
+            (&["--mp-max-concurrency=-1"], "MP_MAX_CONCURRENCY"),
+            (&["--mp-rate-limit-per-sec", "0"], "MP_RATE_LIMIT_PER_SEC"),
+            (&["--mp-rate-limit-per-sec", "2.5"], "MP_RATE_LIMIT_PER_SEC"),
+            (
+                &["--mp-rate-limit-per-sec", "fast"],
+                "MP_RATE_LIMIT_PER_SEC",
+            ),
+            (
+                &["--grpc-concurrency-limit-per-connection", "0"],
+                "GRPC_CONCURRENCY_LIMIT_PER_CONNECTION",
+            ),
+            (
+                &["--grpc-concurrency-limit-per-connection", "lots"],
+                "GRPC_CONCURRENCY_LIMIT_PER_CONNECTION",
+            ),
             (&["--log-format", "xml"], "LOG_FORMAT"),
             (
                 &["--public-callback-url", "/relative"],

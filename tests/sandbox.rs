@@ -533,6 +533,30 @@ async fn a_fault_makes_following_calls_fail_until_it_is_cleared() {
 }
 
 #[tokio::test]
+async fn a_fault_set_for_n_requests_clears_itself_after_them() {
+    let mp = start_sandbox(10.0).await;
+    mp.sandbox.set_fault_for(2, Fault::HttpStatus(503));
+    assert_eq!(mp.get("v2/productList", &[]).await.status(), 503);
+    assert_eq!(mp.get("queryTraffic", &[]).await.status(), 503);
+    assert_eq!(mp.get_json("v2/productList", &[]).await["code"], 200);
+    assert_eq!(mp.sandbox.calls("v2/productList"), 2);
+}
+
+#[tokio::test]
+async fn the_sandbox_remembers_how_many_requests_it_served_at_once() {
+    let mp = start_sandbox(10.0).await;
+    mp.get_json("v2/productList", &[]).await;
+    mp.get_json("v2/productList", &[]).await;
+    assert_eq!(mp.sandbox.max_in_flight(), 1);
+
+    mp.sandbox
+        .set_fault(Some(Fault::Delay(Duration::from_millis(300))));
+    let three = futures::future::join_all((0..3).map(|_| mp.get("v2/productList", &[]))).await;
+    assert!(three.iter().all(|r| r.status() == 200));
+    assert_eq!(mp.sandbox.max_in_flight(), 3);
+}
+
+#[tokio::test]
 async fn auth_is_checked_before_a_fault_applies() {
     let mut mp = start_sandbox(10.0).await;
     mp.sandbox.set_fault(Some(Fault::HttpStatus(500)));

@@ -131,11 +131,7 @@ impl AlarmService for AlarmApi {
             request_id,
             deadline,
         };
-        let http_url = self
-            .mp
-            .save_alarm_callback(reseller, url, call)
-            .await
-            .map_err(GatewayError::from)?;
+        let http_url = self.mp.save_alarm_callback(reseller, url, call).await?;
         Ok(Response::new(RegisterCallbackResponse {
             http_url,
             request_id: request_id.to_string(),

@@ -2,6 +2,7 @@
 
 mod alarm_service;
 mod alarm_stream;
+pub mod auth;
 mod order_service;
 mod product_service;
 pub mod status;
@@ -16,6 +17,7 @@ pub use traffic_service::TrafficApi;
 
 use crate::domain::{FieldViolation, OrderCode, RequestId};
 use crate::error::GatewayError;
+use crate::mp::Call;
 
 /// The time the caller allows, from its `grpc-timeout` header (gRPC over HTTP/2 spec).
 pub fn caller_deadline<T>(request: &tonic::Request<T>) -> Option<Duration> {
@@ -33,20 +35,64 @@ pub fn caller_deadline<T>(request: &tonic::Request<T>) -> Option<Duration> {
     })
 }
 
-/// The common shape of requests about one order: a request id and an order code.
-fn parse_order_ref(
-    request_id: &str,
-    order_code: &str,
-) -> Result<(RequestId, OrderCode), GatewayError> {
-    let request_id = RequestId::parse_or_generate(request_id);
-    let order_code = OrderCode::parse(order_code);
-    let (Ok(request_id), Ok(order_code)) = (&request_id, &order_code) else {
-        return Err(GatewayError::invalid([
-            request_id.as_ref().err(),
-            order_code.as_ref().err(),
-        ]));
-    };
-    Ok((request_id.clone(), order_code.clone()))
+/// A request about one order: who asks, about which order, how long they wait.
+pub(crate) struct OrderQuery {
+    pub request_id: RequestId,
+    pub order_code: OrderCode,
+    pub deadline: Option<Duration>,
+}
+
+/// The requests that name one order by its code.
+pub(crate) trait AboutOneOrder {
+    fn request_id(&self) -> &str;
+    fn order_code(&self) -> &str;
+}
+
+macro_rules! about_one_order {
+    ($($request:ty),*) => {$(
+        impl AboutOneOrder for $request {
+            fn request_id(&self) -> &str {
+                &self.request_id
+            }
+            fn order_code(&self) -> &str {
+                &self.order_code
+            }
+        }
+    )*};
+}
+
+about_one_order!(
+    crate::proto::TopUpOrderRequest,
+    crate::proto::GetOrderStatusRequest,
+    crate::proto::GetTrafficRequest,
+    crate::proto::GetDailyTrafficRequest
+);
+
+impl OrderQuery {
+    pub fn parse<R: AboutOneOrder>(request: &tonic::Request<R>) -> Result<Self, GatewayError> {
+        let req = request.get_ref();
+        let request_id = RequestId::parse_or_generate(req.request_id());
+        let order_code = OrderCode::parse(req.order_code());
+        let (Ok(request_id), Ok(order_code)) = (&request_id, &order_code) else {
+            return Err(GatewayError::invalid([
+                request_id.as_ref().err(),
+                order_code.as_ref().err(),
+            ]));
+        };
+        Ok(Self {
+            request_id: request_id.clone(),
+            order_code: order_code.clone(),
+            deadline: caller_deadline(request),
+        })
+    }
+
+    /// The MP call this query makes.
+    pub fn call(&self) -> Call<'_> {
+        Call {
+            request_id: &self.request_id,
+            deadline: self.deadline,
+        }
+    }
 }
 
 fn parse_request_id(raw: &str) -> Result<RequestId, GatewayError> {

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
-use super::{caller_deadline, parse_order_ref, required_id};
+use super::{OrderQuery, caller_deadline, required_id};
 use crate::domain::{ActivationCode, FieldViolation, Iccid, OrderCode, Price, RequestId};
 use crate::error::GatewayError;
 use crate::idempotency::{Idempotency, Outcome, fingerprint};
@@ -161,23 +161,18 @@ impl OrderService for OrderApi {
         &self,
         request: Request<TopUpOrderRequest>,
     ) -> Result<Response<TopUpOrderResponse>, Status> {
-        let deadline = caller_deadline(&request);
-        let req = request.into_inner();
-        let (request_id, order_code) = parse_order_ref(&req.request_id, &req.order_code)?;
-        let call = Call {
-            request_id: &request_id,
-            deadline,
-        };
-        let wait = self.duplicate_wait(deadline);
+        let query = OrderQuery::parse(&request)?;
+        let wait = self.duplicate_wait(query.deadline);
+        let fingerprint = fingerprint(&query.order_code.as_str());
         let outcome = self
             .idempotency
             .run(
                 "TopUpOrder",
-                &request_id,
-                fingerprint(&order_code.as_str()),
+                &query.request_id,
+                fingerprint,
                 wait,
                 || async {
-                    let top_up = self.mp.top_up(&order_code, call).await?;
+                    let top_up = self.mp.top_up(&query.order_code, query.call()).await?;
                     Ok(Outcome::ToppedUp {
                         order_code: top_up.order_code,
                         renew_period: top_up.renew_period,
@@ -196,7 +191,7 @@ impl OrderService for OrderApi {
         Ok(Response::new(TopUpOrderResponse {
             order_code,
             renew_period,
-            request_id: request_id.to_string(),
+            request_id: query.request_id.to_string(),
         }))
     }
 
@@ -204,21 +199,14 @@ impl OrderService for OrderApi {
         &self,
         request: Request<GetOrderStatusRequest>,
     ) -> Result<Response<GetOrderStatusResponse>, Status> {
-        let deadline = caller_deadline(&request);
-        let req = request.into_inner();
-        let (request_id, order_code) = parse_order_ref(&req.request_id, &req.order_code)?;
-        let call = Call {
-            request_id: &request_id,
-            deadline,
-        };
+        let query = OrderQuery::parse(&request)?;
         let packages = self
             .mp
-            .order_status(&order_code, call)
-            .await
-            .map_err(GatewayError::from)?;
+            .order_status(&query.order_code, query.call())
+            .await?;
         Ok(Response::new(GetOrderStatusResponse {
             packages,
-            request_id: request_id.to_string(),
+            request_id: query.request_id.to_string(),
         }))
     }
 

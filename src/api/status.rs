@@ -9,7 +9,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::alarms::BusError;
 use crate::error::GatewayError;
 use crate::idempotency::IdempotencyError;
-use crate::mp::MpError;
+use crate::mp::{MpError, UpstreamLimit};
 
 /// The `ErrorInfo.domain` of every upstream error.
 pub const MP_DOMAIN: &str = "mp.linksfield.net";
@@ -51,6 +51,12 @@ impl From<GatewayError> for Status {
                 Status::with_error_details(Code::Unavailable, message, details)
             }
         }
+    }
+}
+
+impl From<MpError> for Status {
+    fn from(error: MpError) -> Self {
+        GatewayError::from(error).into()
     }
 }
 
@@ -97,6 +103,16 @@ fn upstream_status(error: MpError, message: String) -> Status {
             Code::DeadlineExceeded,
             info("UPSTREAM_TIMEOUT", HashMap::new()),
         ),
+        MpError::Overloaded { limit, retry_after } => {
+            // The gateway's own limit, so its own domain: MP never saw the call.
+            let reason = match limit {
+                UpstreamLimit::Concurrency => "UPSTREAM_CONCURRENCY_LIMIT",
+                UpstreamLimit::Rate => "UPSTREAM_RATE_LIMIT",
+            };
+            let mut details = ErrorDetails::with_error_info(reason, GATEWAY_DOMAIN, HashMap::new());
+            details.set_retry_info(Some(*retry_after));
+            (Code::ResourceExhausted, details)
+        }
         MpError::AuthFailed => {
             tracing::error!(
                 "MP rejected the gateway's request signature: check MP_ACCESS_KEY and MP_SECRET_KEY"
@@ -178,6 +194,25 @@ mod tests {
         let status = Status::from(GatewayError::Mp(MpError::Unreachable("refused".into())));
         assert_eq!(status.code(), Code::Unavailable);
         assert!(status.get_details_retry_info().is_some());
+    }
+
+    #[test]
+    fn a_call_over_an_upstream_limit_is_resource_exhausted_with_retry_info() {
+        for (limit, reason) in [
+            (UpstreamLimit::Concurrency, "UPSTREAM_CONCURRENCY_LIMIT"),
+            (UpstreamLimit::Rate, "UPSTREAM_RATE_LIMIT"),
+        ] {
+            let status = Status::from(GatewayError::Mp(MpError::Overloaded {
+                limit,
+                retry_after: Duration::from_millis(300),
+            }));
+            assert_eq!(status.code(), Code::ResourceExhausted);
+            let info = status.get_details_error_info().unwrap();
+            assert_eq!(info.reason, reason);
+            assert_eq!(info.domain, GATEWAY_DOMAIN);
+            let retry = status.get_details_retry_info().unwrap();
+            assert_eq!(retry.retry_delay, Some(Duration::from_millis(300)));
+        }
     }
 
     #[test]

@@ -1,8 +1,7 @@
 use tonic::{Request, Response, Status};
 
-use super::{caller_deadline, parse_order_ref};
-use crate::error::GatewayError;
-use crate::mp::{Call, MpClient};
+use super::OrderQuery;
+use crate::mp::MpClient;
 use crate::proto::traffic_service_server::TrafficService;
 use crate::proto::{
     GetDailyTrafficRequest, GetDailyTrafficResponse, GetTrafficRequest, GetTrafficResponse,
@@ -26,21 +25,11 @@ impl TrafficService for TrafficApi {
         &self,
         request: Request<GetTrafficRequest>,
     ) -> Result<Response<GetTrafficResponse>, Status> {
-        let deadline = caller_deadline(&request);
-        let req = request.into_inner();
-        let (request_id, order_code) = parse_order_ref(&req.request_id, &req.order_code)?;
-        let call = Call {
-            request_id: &request_id,
-            deadline,
-        };
-        let packages = self
-            .mp
-            .traffic(&order_code, call)
-            .await
-            .map_err(GatewayError::from)?;
+        let query = OrderQuery::parse(&request)?;
+        let packages = self.mp.traffic(&query.order_code, query.call()).await?;
         Ok(Response::new(GetTrafficResponse {
             packages,
-            request_id: request_id.to_string(),
+            request_id: query.request_id.to_string(),
         }))
     }
 
@@ -48,20 +37,13 @@ impl TrafficService for TrafficApi {
         &self,
         request: Request<GetDailyTrafficRequest>,
     ) -> Result<Response<GetDailyTrafficResponse>, Status> {
-        let deadline = caller_deadline(&request);
-        let req = request.into_inner();
-        let (request_id, order_code) = parse_order_ref(&req.request_id, &req.order_code)?;
-        let call = Call {
-            request_id: &request_id,
-            deadline,
-        };
+        let query = OrderQuery::parse(&request)?;
         let daily = self
             .mp
-            .daily_traffic(&order_code, call)
-            .await
-            .map_err(GatewayError::from)?;
+            .daily_traffic(&query.order_code, query.call())
+            .await?;
         Ok(Response::new(GetDailyTrafficResponse {
-            request_id: request_id.to_string(),
+            request_id: query.request_id.to_string(),
             ..daily
         }))
     }

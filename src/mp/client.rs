@@ -1,6 +1,7 @@
 //! The HTTP client for MP: builds, signs and sends each call, then reads
 //! MP's envelope. One method per MP endpoint.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -8,7 +9,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Serialize, de::DeserializeOwned};
 use url::Url;
 
+use tokio::time::Instant;
+
+use super::admission::{Admission, MAX_ADMISSION_WAIT, MpLimits};
 use super::decode::{self, CreatedOrder, MpClock, TopUp};
+use super::retry::{self, Retries};
 use super::signing::{self, SigningInput};
 use super::{MpError, wire};
 use crate::domain::{CallbackUrl, Iccid, OrderCode, Price, RequestId};
@@ -57,6 +62,8 @@ pub struct MpClientConfig {
     /// Upper bound of one call; a caller's shorter deadline wins.
     pub timeout: Duration,
     pub clock: MpClock,
+    /// `MP_MAX_CONCURRENCY` and `MP_RATE_LIMIT_PER_SEC`.
+    pub limits: MpLimits,
 }
 
 /// One gRPC call's view of an MP call: its request id and how long the caller waits.
@@ -68,16 +75,22 @@ pub struct Call<'a> {
 }
 
 impl Call<'_> {
-    /// How long the MP call may take: the configured bound, or less when the
-    /// caller's deadline is nearer. A margin is kept so the gateway can still
-    /// answer DEADLINE_EXCEEDED itself before the caller's deadline passes.
+    /// How long the MP call may take (see [`upstream_timeout`]).
     pub(crate) fn upstream_timeout(&self, configured: Duration) -> Duration {
-        match self.deadline {
-            None => configured,
-            Some(deadline) => {
-                let margin = (deadline / 10).min(Duration::from_millis(100));
-                (deadline - margin).min(configured)
-            }
+        upstream_timeout(configured, self.deadline)
+    }
+}
+
+/// How long one MP request may take: the configured bound, or less when the
+/// caller's deadline (`remaining` of it) is nearer. A margin is kept so the
+/// gateway can still answer DEADLINE_EXCEEDED itself before the caller's
+/// deadline passes.
+fn upstream_timeout(configured: Duration, remaining: Option<Duration>) -> Duration {
+    match remaining {
+        None => configured,
+        Some(remaining) => {
+            let margin = (remaining / 10).min(Duration::from_millis(100));
+            (remaining - margin).min(configured)
         }
     }
 }
@@ -113,11 +126,22 @@ impl SwitchButton {
     }
 }
 
-/// A cheap-to-clone client for MP's REST API.
+/// A cheap-to-clone client for MP's REST API. Clones share the limits on
+/// MP calls and the retry budget.
 #[derive(Debug, Clone)]
 pub struct MpClient {
     http: reqwest::Client,
     config: MpClientConfig,
+    admission: Arc<Admission>,
+    retries: Arc<Retries>,
+}
+
+/// One MP request, ready to be sent (and, for a GET, sent again).
+struct Prepared {
+    method: Method,
+    url: Url,
+    signature: String,
+    body: Option<Vec<u8>>,
 }
 
 impl MpClient {
@@ -128,7 +152,17 @@ impl MpClient {
             .connect_timeout(config.timeout)
             .build()
             .map_err(|e| MpError::NotSent(format!("cannot build HTTP client: {e}")))?;
-        Ok(Self { http, config })
+        Ok(Self {
+            http,
+            admission: Arc::new(Admission::new(config.limits)),
+            retries: Arc::default(),
+            config,
+        })
+    }
+
+    /// GET retries made since the client was built (by every clone).
+    pub fn retries(&self) -> u64 {
+        self.retries.made()
     }
 
     pub async fn product_list(&self, call: Call<'_>) -> Result<Vec<proto::Product>, MpError> {
@@ -289,6 +323,10 @@ impl MpClient {
             .await
     }
 
+    /// Sends one call: a POST once, a GET up to [`retry::MAX_RETRIES`] more
+    /// times when it failed in a way a retry can cure, the budget allows and
+    /// the caller's deadline leaves time. Every attempt first passes the
+    /// limits on MP calls.
     async fn send<T: DeserializeOwned>(
         &self,
         endpoint: Endpoint,
@@ -297,7 +335,55 @@ impl MpClient {
         body: Option<Vec<u8>>,
         call: Call<'_>,
     ) -> Result<wire::Envelope<T>, MpError> {
-        let timeout = call.upstream_timeout(self.config.timeout);
+        let deadline = call.deadline.map(|d| Instant::now() + d);
+        let remaining = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let request = self.prepare(endpoint, method, query, body);
+        self.retries.deposit();
+        let mut retries_made = 0;
+        let mut previous: Option<MpError> = None;
+        loop {
+            let error = match (self.attempt(&request, remaining()).await, previous.take()) {
+                (Ok(envelope), _) => return Ok(envelope),
+                // A retry the limits refuse reports MP's failure, not the gateway's limit.
+                (Err(MpError::Overloaded { .. }), Some(previous)) => return Err(previous),
+                (Err(error), _) => error,
+            };
+            if request.method != Method::GET
+                || retries_made == retry::MAX_RETRIES
+                || !retry::is_retryable(&error, self.config.timeout)
+            {
+                return Err(error);
+            }
+            let jitter = rand::random_range(0.0..1.0);
+            let Some(pause) = retry::backoff(retries_made, jitter, remaining()) else {
+                return Err(error);
+            };
+            if !self.retries.withdraw() {
+                tracing::debug!(endpoint = endpoint.name(), %error, "retry budget spent; not retrying");
+                return Err(error);
+            }
+            retries_made += 1;
+            tracing::debug!(
+                endpoint = endpoint.name(),
+                retry = retries_made,
+                ?pause,
+                %error,
+                "retrying an MP GET"
+            );
+            tokio::time::sleep(pause).await;
+            previous = Some(error);
+        }
+    }
+
+    /// Builds the URL and signs the request (MP's signature has no date, so
+    /// it holds for every attempt).
+    fn prepare(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        query: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Prepared {
         let canonical_query = signing::canonical_query(query.iter().copied());
         let mut url = self.config.base_url.clone();
         let path = format!("{}{}", url.path().trim_end_matches('/'), endpoint.path());
@@ -316,19 +402,37 @@ impl MpClient {
             signed_headers: signing::MP_SIGNED_HEADER_VALUES,
         }
         .signature(self.config.secret_key.expose_secret().as_bytes());
+        Prepared {
+            method,
+            url,
+            signature,
+            body,
+        }
+    }
 
-        let mut request = self
+    /// One attempt: passes the limits, then sends and reads MP's envelope.
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        request: &Prepared,
+        remaining: Option<Duration>,
+    ) -> Result<wire::Envelope<T>, MpError> {
+        let wait = remaining.map_or(MAX_ADMISSION_WAIT, |r| r.min(MAX_ADMISSION_WAIT));
+        let admitted = Instant::now();
+        let _permit = self.admission.admit(wait).await?;
+        let remaining = remaining.map(|r| r.saturating_sub(admitted.elapsed()));
+        let timeout = upstream_timeout(self.config.timeout, remaining);
+        let mut http = self
             .http
-            .request(method, url)
+            .request(request.method.clone(), request.url.clone())
             .timeout(timeout)
             .header("X-HMAC-ACCESS-KEY", &self.config.access_key)
             .header("X-HMAC-ALGORITHM", signing::ALGORITHM)
             .header("X-HMAC-SIGNED-HEADERS", signing::SIGNED_HEADERS)
-            .header("X-HMAC-SIGNATURE", signature)
+            .header("X-HMAC-SIGNATURE", &request.signature)
             .header("Accept-Language", signing::ACCEPT_LANGUAGE)
             .header("Content-Type", signing::CONTENT_TYPE);
-        if let Some(body) = body {
-            request = request.body(body);
+        if let Some(body) = &request.body {
+            http = http.body(body.clone());
         }
         let transport = |e: reqwest::Error| {
             if e.is_connect() {
@@ -339,7 +443,7 @@ impl MpClient {
                 MpError::Unreachable(error_chain(&e))
             }
         };
-        let response = request.send().await.map_err(transport)?;
+        let response = http.send().await.map_err(transport)?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
             return Err(MpError::AuthFailed);

@@ -25,6 +25,22 @@ pub enum MpError {
     /// Holds what was looked for, e.g. "order ORDER_1".
     #[error("MP has no record of {0}")]
     NullData(String),
+    /// The gateway's own upstream limit refused the call: it was not sent.
+    #[error("{limit}; retry in {retry_after:?}")]
+    Overloaded {
+        limit: UpstreamLimit,
+        /// When a retry has a fair chance.
+        retry_after: Duration,
+    },
+}
+
+/// Which of the gateway's limits on MP calls was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamLimit {
+    #[error("too many MP calls in flight (MP_MAX_CONCURRENCY)")]
+    Concurrency,
+    #[error("too many MP calls per second (MP_RATE_LIMIT_PER_SEC)")]
+    Rate,
 }
 
 impl MpError {
@@ -36,7 +52,26 @@ impl MpError {
                 true
             }
             Self::HttpStatus(status) => *status >= 500,
-            Self::NotSent(_) | Self::AuthFailed | Self::Business { .. } => false,
+            Self::NotSent(_)
+            | Self::AuthFailed
+            | Self::Business { .. }
+            | Self::Overloaded { .. } => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_refused_by_a_gateway_limit_was_surely_not_acted_on() {
+        for limit in [UpstreamLimit::Concurrency, UpstreamLimit::Rate] {
+            let error = MpError::Overloaded {
+                limit,
+                retry_after: Duration::from_millis(200),
+            };
+            assert!(!error.outcome_unknown(), "{error}");
         }
     }
 }

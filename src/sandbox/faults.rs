@@ -1,5 +1,6 @@
 //! Injected faults: MP misbehaving on a real socket, for testing how the
-//! gateway copes. A fault applies to every request after auth until cleared.
+//! gateway copes. A fault applies to every request after auth until cleared,
+//! or to the next few only.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::recording::RequestId;
-use super::state::{Shared, lock};
+use super::state::{Shared, lock, next_fault};
 use super::{Fault, wire};
 
 /// Middleware, innermost: answers with the current fault instead of the
@@ -19,7 +20,7 @@ pub(crate) async fn inject(
     request: Request,
     next: Next,
 ) -> Response {
-    let fault = lock(&shared.fault).clone();
+    let fault = next_fault(&mut lock(&shared.fault));
     let request_id = request
         .extensions()
         .get::<RequestId>()

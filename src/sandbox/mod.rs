@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
 
-use state::{Shared, lock};
+use state::{InjectedFault, Shared, lock};
 
 /// Where MP's endpoints live; endpoint names are relative to it.
 pub const PATH_PREFIX: &str = "/mp-api/api/esim/";
@@ -74,7 +74,7 @@ impl SandboxConfig {
 }
 
 /// A way for MP to misbehave, applied after auth to every request until
-/// cleared.
+/// cleared ([`Sandbox::set_fault`]) or to the next few ([`Sandbox::set_fault_for`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// Answer this HTTP status with a short text body.
@@ -162,7 +162,24 @@ impl Sandbox {
 
     /// Sets (or with `None` clears) the fault every following request gets.
     pub fn set_fault(&self, fault: Option<Fault>) {
-        *lock(&self.inner.shared.fault) = fault;
+        *lock(&self.inner.shared.fault) = fault.map(|fault| InjectedFault {
+            fault,
+            remaining: None,
+        });
+    }
+
+    /// Gives the next `requests` authenticated requests this fault, then
+    /// answers normally again (a transient failure). 0 clears any fault.
+    pub fn set_fault_for(&self, requests: u64, fault: Fault) {
+        *lock(&self.inner.shared.fault) = (requests > 0).then_some(InjectedFault {
+            fault,
+            remaining: Some(requests),
+        });
+    }
+
+    /// The most requests (of any kind) the sandbox was serving at once.
+    pub fn max_in_flight(&self) -> u64 {
+        self.inner.shared.stats.max_in_flight()
     }
 
     /// The URL saved by `saveAlarmCallbackInterface`.

@@ -20,13 +20,15 @@ const MAX_BODY: usize = 64 * 1024;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RequestId(pub Option<String>);
 
-/// Middleware, outermost: counts every request, even ones auth rejects.
+/// Middleware, outermost: counts every request, even ones auth rejects,
+/// and how many are being served at once.
 pub(crate) async fn count_request(
     State(shared): State<Arc<Shared>>,
     request: Request,
     next: Next,
 ) -> Response {
     shared.stats.count_request();
+    let _in_flight = shared.stats.enter();
     next.run(request).await
 }
 

@@ -8,11 +8,33 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use super::orders::OrderBook;
 use super::{Fault, SandboxConfig};
 
+/// The fault in force, and for how many more requests.
+#[derive(Debug, Clone)]
+pub(crate) struct InjectedFault {
+    pub fault: Fault,
+    /// `None`: until cleared.
+    pub remaining: Option<u64>,
+}
+
+/// The fault the next request gets, counting it against a limited fault
+/// (which clears itself once used up).
+pub(crate) fn next_fault(slot: &mut Option<InjectedFault>) -> Option<Fault> {
+    let injected = slot.as_mut()?;
+    let fault = injected.fault.clone();
+    if let Some(remaining) = &mut injected.remaining {
+        *remaining = remaining.saturating_sub(1);
+        if *remaining == 0 {
+            *slot = None;
+        }
+    }
+    Some(fault)
+}
+
 /// State shared by the server, its handlers and the alarm task.
 pub(crate) struct Shared {
     pub config: SandboxConfig,
     pub orders: Mutex<OrderBook>,
-    pub fault: Mutex<Option<Fault>>,
+    pub fault: Mutex<Option<InjectedFault>>,
     pub callback_url: Mutex<Option<String>>,
     pub stats: Stats,
     /// Sends the alarm callbacks.
@@ -42,6 +64,8 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Default)]
 pub(crate) struct Stats {
     total_requests: AtomicU64,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
     alarms_delivered: AtomicU64,
     endpoints: Mutex<HashMap<String, EndpointStats>>,
 }
@@ -59,6 +83,18 @@ impl Stats {
 
     pub fn total_requests(&self) -> u64 {
         self.total_requests.load(Ordering::Relaxed)
+    }
+
+    /// Notes a request being served until the guard drops (also when the
+    /// client gives up and the request is cancelled).
+    pub fn enter(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(self)
+    }
+
+    pub fn max_in_flight(&self) -> u64 {
+        self.max_in_flight.load(Ordering::SeqCst)
     }
 
     pub fn count_alarm_delivered(&self) {
@@ -85,5 +121,55 @@ impl Stats {
         lock(&self.endpoints)
             .get(endpoint)
             .and_then(|s| s.last_request_id.clone())
+    }
+}
+
+/// A request being served; see [`Stats::enter`].
+pub(crate) struct InFlight<'a>(&'a Stats);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limited_fault_applies_that_many_times_then_clears_itself() {
+        let mut slot = Some(InjectedFault {
+            fault: Fault::HttpStatus(503),
+            remaining: Some(2),
+        });
+        assert_eq!(next_fault(&mut slot), Some(Fault::HttpStatus(503)));
+        assert_eq!(next_fault(&mut slot), Some(Fault::HttpStatus(503)));
+        assert_eq!(next_fault(&mut slot), None);
+        assert!(slot.is_none());
+    }
+
+    #[test]
+    fn an_unlimited_fault_stays() {
+        let mut slot = Some(InjectedFault {
+            fault: Fault::NotJson,
+            remaining: None,
+        });
+        for _ in 0..5 {
+            assert_eq!(next_fault(&mut slot), Some(Fault::NotJson));
+        }
+    }
+
+    #[test]
+    fn the_in_flight_high_water_mark_stays_after_requests_end() {
+        let stats = Stats::default();
+        let a = stats.enter();
+        let b = stats.enter();
+        drop(a);
+        let c = stats.enter();
+        assert_eq!(stats.max_in_flight(), 2);
+        drop((b, c));
+        let _d = stats.enter();
+        assert_eq!(stats.max_in_flight(), 2);
     }
 }

@@ -8,6 +8,7 @@ use chrono::FixedOffset;
 use mp_gateway::alarms::BusConfig;
 use mp_gateway::app::Application;
 use mp_gateway::config::{Config, LogFormat, ProductCacheConfig, RedisConfig, Upstream};
+use mp_gateway::mp::MpLimits;
 use mp_gateway::proto::alarm_service_client::AlarmServiceClient;
 use mp_gateway::proto::order_service_client::OrderServiceClient;
 use mp_gateway::proto::product_service_client::ProductServiceClient;
@@ -48,7 +49,9 @@ pub fn config_for(base_url: &str) -> Config {
         callback_token: None,
         public_callback_url: None,
         mp_timeout: Duration::from_secs(5),
+        mp_limits: MpLimits::default(),
         mp_time_zone: FixedOffset::east_opt(8 * 3600).expect("valid offset"),
+        grpc_concurrency_limit_per_connection: 256,
         shutdown_grace: Duration::from_secs(2),
         log_format: LogFormat::Pretty,
         redis: None,
@@ -58,6 +61,8 @@ pub fn config_for(base_url: &str) -> Config {
             subscriber_buffer: 1024,
         },
         idempotency_ttl: Duration::from_secs(3600),
+        grpc_auth_tokens: Vec::new(),
+        grpc_tls: None,
         product_cache: ProductCacheConfig::default(),
     }
 }
@@ -88,11 +93,10 @@ impl TestGateway {
         let task = tokio::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
         }));
+        // Lazy: a TLS gateway would refuse this plaintext channel's handshake.
         let channel = Channel::from_shared(format!("http://{grpc_addr}"))
             .expect("valid URI")
-            .connect()
-            .await
-            .expect("gateway accepts connections");
+            .connect_lazy();
         Self {
             grpc_addr,
             http_addr,

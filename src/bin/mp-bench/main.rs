@@ -10,7 +10,9 @@
 //! bounded time per row, prints a table, and updates its section of
 //! `BENCHMARKS.md`. A new scenario is a module and a line in [`SCENARIOS`].
 
+mod footprint;
 mod load;
+mod passthrough;
 mod product_cache;
 mod report;
 
@@ -29,11 +31,23 @@ struct Scenario {
     run: fn(&Options) -> futures::future::BoxFuture<'_, Result<Section, BenchError>>,
 }
 
-const SCENARIOS: &[Scenario] = &[Scenario {
-    name: "product-cache",
-    about: "ListProducts with a warm cache vs a minimal tonic server returning the same response",
-    run: |options| Box::pin(product_cache::run(options)),
-}];
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "product-cache",
+        about: "ListProducts with a warm cache vs a minimal tonic server returning the same response",
+        run: |options| Box::pin(product_cache::run(options)),
+    },
+    Scenario {
+        name: "passthrough",
+        about: "GetOrderStatus through the gateway vs the same signed REST call made directly",
+        run: |options| Box::pin(passthrough::run(options)),
+    },
+    Scenario {
+        name: "footprint",
+        about: "the release binary: start to SERVING, idle RSS, memory per idle alarm subscriber",
+        run: |options| Box::pin(footprint::run(options)),
+    },
+];
 
 #[derive(Debug, Parser)]
 #[command(

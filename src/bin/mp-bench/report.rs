@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 /// A markdown table.
 pub struct Table {
@@ -110,4 +111,18 @@ pub fn update(
         _ => format!("{}\n\n{body}\n", existing.trim_end()),
     };
     std::fs::write(path, updated)
+}
+
+/// The middle value: one round disturbed by other work on the machine moves it little.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+pub fn micros(latency: Duration) -> String {
+    format!("{} µs", latency.as_micros())
 }

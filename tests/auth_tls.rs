@@ -1,0 +1,189 @@
+//! Bearer tokens on the gRPC API, TLS and mutual TLS, with certificates made at test time.
+mod support;
+
+use std::path::PathBuf;
+
+use mp_gateway::config::GrpcTls;
+use mp_gateway::proto::ListProductsRequest;
+use mp_gateway::proto::product_service_client::ProductServiceClient;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use secrecy::SecretString;
+use support::{TestGateway, config_for, start_sandbox};
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+fn with_token(token: Option<&str>) -> tonic::Request<ListProductsRequest> {
+    let mut request = tonic::Request::new(ListProductsRequest::default());
+    if let Some(token) = token {
+        let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+#[tokio::test]
+async fn calls_need_one_of_the_configured_bearer_tokens_but_health_does_not() {
+    let sandbox = start_sandbox().await;
+    let mut config = config_for(&sandbox.base_url());
+    config.grpc_auth_tokens = vec![
+        SecretString::from("team-a-token"),
+        SecretString::from("team-b-token"),
+    ];
+    let gateway = TestGateway::start(config).await;
+    let mut products = gateway.products();
+
+    let missing = products.list_products(with_token(None)).await.unwrap_err();
+    assert_eq!(missing.code(), Code::Unauthenticated);
+    let wrong = products
+        .list_products(with_token(Some("team-c-token")))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    assert_eq!(sandbox.total_requests(), 0, "refused calls never reach MP");
+
+    for token in ["team-a-token", "team-b-token"] {
+        let reply = products
+            .list_products(with_token(Some(token)))
+            .await
+            .unwrap();
+        assert_eq!(reply.into_inner().products.len(), 3);
+    }
+    let health = HealthClient::new(gateway.channel.clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("probes need no token");
+    assert_eq!(health.into_inner().status, 1);
+}
+
+/// A CA, a server certificate for localhost signed by it, and a client certificate.
+struct Pki {
+    ca_pem: String,
+    server: (String, String),
+    client: (String, String),
+}
+
+fn pki() -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    Pki {
+        ca_pem: ca.pem(),
+        server: leaf(vec!["localhost".into()]),
+        client: leaf(vec!["client.example".into()]),
+    }
+}
+
+fn tls_config(pki: &Pki, require_client_certs: bool) -> GrpcTls {
+    GrpcTls {
+        cert_pem: pki.server.0.clone().into_bytes(),
+        key_pem: pki.server.1.clone().into_bytes().into(),
+        client_ca_pem: require_client_certs.then(|| pki.ca_pem.clone().into_bytes()),
+    }
+}
+
+async fn tls_channel(
+    gateway: &TestGateway,
+    pki: &Pki,
+    client_cert: bool,
+) -> Result<Channel, tonic::transport::Error> {
+    mp_gateway::tls::install_crypto_provider();
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&pki.ca_pem))
+        .domain_name("localhost");
+    if client_cert {
+        tls = tls.identity(Identity::from_pem(&pki.client.0, &pki.client.1));
+    }
+    Channel::from_shared(format!("https://localhost:{}", gateway.grpc_addr.port()))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await
+}
+
+#[tokio::test]
+async fn grpc_is_served_over_tls_and_plaintext_clients_are_refused() {
+    let sandbox = start_sandbox().await;
+    let pki = pki();
+    let mut config = config_for(&sandbox.base_url());
+    config.grpc_tls = Some(tls_config(&pki, false));
+    let gateway = TestGateway::start(config).await;
+
+    let channel = tls_channel(&gateway, &pki, false)
+        .await
+        .expect("TLS handshake succeeds");
+    let reply = ProductServiceClient::new(channel)
+        .list_products(ListProductsRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().products.len(), 3);
+
+    let plaintext = gateway
+        .products()
+        .list_products(ListProductsRequest::default())
+        .await;
+    assert!(
+        plaintext.is_err(),
+        "a plaintext client cannot talk to a TLS server"
+    );
+}
+
+#[tokio::test]
+async fn with_a_client_ca_only_clients_with_a_certificate_get_in() {
+    let sandbox = start_sandbox().await;
+    let pki = pki();
+    let mut config = config_for(&sandbox.base_url());
+    config.grpc_tls = Some(tls_config(&pki, true));
+    let gateway = TestGateway::start(config).await;
+
+    let channel = tls_channel(&gateway, &pki, true)
+        .await
+        .expect("mTLS handshake succeeds");
+    ProductServiceClient::new(channel)
+        .list_products(ListProductsRequest::default())
+        .await
+        .expect("a client with a certificate is served");
+
+    let refused = match tls_channel(&gateway, &pki, false).await {
+        Err(_) => true,
+        Ok(channel) => ProductServiceClient::new(channel)
+            .list_products(ListProductsRequest::default())
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a client without a certificate is refused");
+    assert_eq!(
+        sandbox.calls("v2/productList"),
+        1,
+        "only the authenticated call reached MP"
+    );
+}
+
+#[test]
+fn the_binary_refuses_to_start_with_an_unreadable_tls_key() {
+    let dir = std::env::temp_dir().join(format!("mpgw-tls-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert: PathBuf = dir.join("cert.pem");
+    std::fs::write(&cert, pki().server.0).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mp-gateway"))
+        .arg("--sandbox")
+        .env("GRPC_TLS_CERT", &cert)
+        .env("GRPC_TLS_KEY", dir.join("missing-key.pem"))
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("GRPC_TLS_KEY"), "{stderr}");
+}

@@ -1,0 +1,65 @@
+//! Protecting the gateway: a client connection with more calls in flight
+//! than `GRPC_CONCURRENCY_LIMIT_PER_CONNECTION` has the excess shed at once
+//! (RESOURCE_EXHAUSTED), while other connections are served.
+mod support;
+
+use std::time::Duration;
+
+use mp_gateway::proto::GetOrderStatusRequest;
+use mp_gateway::proto::order_service_client::OrderServiceClient;
+use mp_gateway::sandbox::Fault;
+use support::{TestGateway, config_for, start_sandbox};
+use tonic::Code;
+use tonic::transport::Channel;
+
+fn status_of_order_1() -> GetOrderStatusRequest {
+    GetOrderStatusRequest {
+        order_code: "ORDER_1".into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn calls_beyond_the_per_connection_limit_are_shed_and_other_connections_are_still_served() {
+    let sandbox = start_sandbox().await;
+    let mut config = config_for(&sandbox.base_url());
+    config.grpc_concurrency_limit_per_connection = 2;
+    let gateway = TestGateway::start(config).await;
+    sandbox.set_fault(Some(Fault::Delay(Duration::from_millis(500))));
+
+    let busy = (0..10).map(|_| {
+        let mut client = gateway.orders();
+        async move { client.get_order_status(status_of_order_1()).await }
+    });
+    let other = async {
+        // Let the busy connection fill up first.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let channel = Channel::from_shared(format!("http://{}", gateway.grpc_addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        OrderServiceClient::new(channel)
+            .get_order_status(status_of_order_1())
+            .await
+    };
+    let (busy, other) = tokio::join!(futures::future::join_all(busy), other);
+
+    // ORDER_1 is unknown to the sandbox: an answered call is NOT_FOUND.
+    assert_eq!(other.unwrap_err().code(), Code::NotFound);
+    let answered = busy
+        .iter()
+        .filter(|r| matches!(r, Err(s) if s.code() == Code::NotFound))
+        .count();
+    let shed = busy
+        .iter()
+        .filter(|r| matches!(r, Err(s) if s.code() == Code::ResourceExhausted))
+        .count();
+    assert_eq!(answered + shed, 10, "{busy:?}");
+    assert!((1..=2).contains(&answered), "{busy:?}");
+    assert!(
+        sandbox.max_in_flight() <= 3,
+        "2 from the busy connection, 1 from the other"
+    );
+    assert_eq!(sandbox.calls("queryOrderStatus") as usize, answered + 1);
+}
