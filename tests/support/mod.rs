@@ -248,6 +248,29 @@ impl OwnRedis {
         .await;
     }
 
+    /// Freezes it (SIGSTOP): connections stay open but nothing answers.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self
+            .server
+            .as_ref()
+            .and_then(|server| server.id())
+            .expect("redis-server is running");
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     /// Kills it (SIGKILL) and waits until it is gone.
     pub async fn kill(&mut self) {
         if let Some(mut server) = self.server.take() {
