@@ -89,7 +89,7 @@ fn upstream_timeout(configured: Duration, remaining: Option<Duration>) -> Durati
     match remaining {
         None => configured,
         Some(remaining) => {
-            let margin = (remaining / 10).min(Duration::from_millis(100));
+            let margin = (remaining / 5).min(Duration::from_millis(250));
             (remaining - margin).min(configured)
         }
     }
