@@ -47,9 +47,12 @@ static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 pub fn init(format: LogFormat, otlp_endpoint: Option<&Url>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = match format {
+        // The enclosing spans (root first) carry the call's fields, e.g. request_id.
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
             .with_filter(filter)
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
