@@ -10,6 +10,11 @@
 //! bounded time per row, prints a table, and updates its section of
 //! `BENCHMARKS.md`. A new scenario is a module and a line in [`SCENARIOS`].
 
+mod alarm_load;
+mod alarm_relay;
+mod bare_relay;
+mod cpu;
+mod histogram;
 mod load;
 mod product_cache;
 mod report;
@@ -29,11 +34,18 @@ struct Scenario {
     run: fn(&Options) -> futures::future::BoxFuture<'_, Result<Section, BenchError>>,
 }
 
-const SCENARIOS: &[Scenario] = &[Scenario {
-    name: "product-cache",
-    about: "ListProducts with a warm cache vs a minimal tonic server returning the same response",
-    run: |options| Box::pin(product_cache::run(options)),
-}];
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "product-cache",
+        about: "ListProducts with a warm cache vs a minimal tonic server returning the same response",
+        run: |options| Box::pin(product_cache::run(options)),
+    },
+    Scenario {
+        name: "alarm-relay",
+        about: "MP callbacks to SubscribeAlarms streams over two replicas sharing Redis vs bare relays (with and without Redis)",
+        run: |options| Box::pin(alarm_relay::run(options)),
+    },
+];
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,7 +58,8 @@ struct Options {
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
-    /// Measured seconds per row and server, split over the rounds.
+    /// Measured seconds per row and server, split over the rounds
+    /// (alarm-relay: per throughput row, and per latency row and system).
     #[arg(long, default_value_t = 4.0)]
     seconds: f64,
     /// Rounds per row: servers take turns, so a load change elsewhere on
@@ -56,6 +69,10 @@ struct Options {
     /// Concurrent clients, one row each.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     clients: Vec<usize>,
+    /// Redis for the scenarios that need one (alarm-relay); they use keys
+    /// under a fresh prefix and delete them at the end.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
     /// Where the results go; `-` prints only.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md"))]
     output: PathBuf,
