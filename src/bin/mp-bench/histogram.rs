@@ -54,10 +54,6 @@ impl Histogram {
         self.counts[index(micros)].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn count(&self) -> u64 {
-        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
-    }
-
     /// The latency below which `q` (0..=1) of the recorded ones are (the
     /// bucket's lower bound), or `None` if nothing was recorded.
     pub fn quantile(&self, q: f64) -> Option<Duration> {
@@ -105,7 +101,6 @@ mod tests {
         for micros in 1..=1000 {
             h.record(Duration::from_micros(micros));
         }
-        assert_eq!(h.count(), 1000);
         assert_eq!(h.quantile(0.5), Some(Duration::from_micros(501)));
         assert_eq!(h.quantile(0.99), Some(Duration::from_micros(990)));
         assert_eq!(Histogram::default().quantile(0.5), None);
