@@ -198,7 +198,11 @@ async fn subscriber(
     let mut opened = false;
     loop {
         let request = SubscribeAlarmsRequest {
-            resume_after: if resume { last_id.clone() } else { String::new() },
+            resume_after: if resume {
+                last_id.clone()
+            } else {
+                String::new()
+            },
             ..Default::default()
         };
         let mut stream = match client.subscribe_alarms(request).await {
@@ -285,7 +289,8 @@ pub async fn open_loop(
             Fanout::Both => urls,
         };
         for url in targets {
-            let (http, url, body, failed) = (http.clone(), url.clone(), body.clone(), failed.clone());
+            let (http, url, body, failed) =
+                (http.clone(), url.clone(), body.clone(), failed.clone());
             posts.spawn(async move {
                 if !post(&http, &url, body).await {
                     failed.fetch_add(1, Ordering::Relaxed);
@@ -385,8 +390,7 @@ mod tests {
     #[test]
     fn a_request_id_carries_its_send_time() {
         let clock = Clock::start();
-        let body: serde_json::Value =
-            serde_json::from_str(&callback_body(clock, 7, true)).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&callback_body(clock, 7, true)).unwrap();
         let (sent, measured) = parse_request_id(body["requestId"].as_str().unwrap()).unwrap();
         assert!(measured);
         assert!(sent <= clock.nanos());

@@ -53,12 +53,15 @@ const XADD_CLIENTS: u32 = 50;
 pub async fn run(options: &Options) -> Result<Section, BenchError> {
     let redis = redis::Client::open(options.redis_url.as_str())
         .map_err(|e| BenchError::Start(format!("--redis-url: {e}")))?;
-    let conn = redis.get_multiplexed_async_connection().await.map_err(|e| {
-        BenchError::Start(format!(
-            "Redis at {} (alarm-relay needs it): {e}",
-            options.redis_url
-        ))
-    })?;
+    let conn = redis
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| {
+            BenchError::Start(format!(
+                "Redis at {} (alarm-relay needs it): {e}",
+                options.redis_url
+            ))
+        })?;
     // A fresh prefix per run; its keys are deleted at the end.
     let prefix = format!("mp-bench:{}", uuid::Uuid::new_v4().simple());
     let result = measure(options, &redis, conn.clone(), &prefix).await;
@@ -128,7 +131,10 @@ async fn start_systems(
     );
     redis_bare._bare = replicas.into();
 
-    let replicas = [bare_relay::start(None).await?, bare_relay::start(None).await?];
+    let replicas = [
+        bare_relay::start(None).await?,
+        bare_relay::start(None).await?,
+    ];
     let mut bare = System::new(
         "bare relay",
         [replicas[0].http, replicas[1].http],
@@ -254,7 +260,14 @@ async fn measure(
         latency.push(row);
     }
     drop(systems);
-    Ok(section(options, &xadd, xadd_cpu, &throughput, &latency, per_round))
+    Ok(section(
+        options,
+        &xadd,
+        xadd_cpu,
+        &throughput,
+        &latency,
+        per_round,
+    ))
 }
 
 /// Closed-loop senders to replica A; one subscriber (on B, or on A for the
@@ -406,10 +419,8 @@ async fn delete_keys(mut conn: redis::aio::MultiplexedConnection, prefix: &str) 
         };
         if !keys.is_empty() {
             deleted += keys.len();
-            let _: redis::RedisResult<u64> = redis::cmd("UNLINK")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await;
+            let _: redis::RedisResult<u64> =
+                redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await;
         }
         if next == 0 {
             break;
@@ -510,7 +521,11 @@ fn section(
         "non-200",
         "streams ended by lag",
     ]);
-    let names = ["gateway (2 replicas, Redis)", "Redis bare relay", "bare relay (no Redis)"];
+    let names = [
+        "gateway (2 replicas, Redis)",
+        "Redis bare relay",
+        "bare relay (no Redis)",
+    ];
     for (name, row) in names.iter().zip(throughput) {
         accept.row(vec![
             (*name).to_owned(),

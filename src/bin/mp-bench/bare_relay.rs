@@ -82,7 +82,8 @@ struct Relay {
 
 /// Starts one replica; `log` makes it Redis-backed.
 pub async fn start(log: Option<RedisLog>) -> Result<BareReplica, BenchError> {
-    let start_error = |what: &str, e: &dyn std::fmt::Display| BenchError::Start(format!("{what}: {e}"));
+    let start_error =
+        |what: &str, e: &dyn std::fmt::Display| BenchError::Start(format!("{what}: {e}"));
     let (live, _) = broadcast::channel(BUFFER);
     let mut tasks = Vec::new();
     let log = match log {

@@ -113,14 +113,15 @@ fn own_ticks() -> Option<u64> {
 }
 
 async fn redis_cpu_secs(conn: &mut redis::aio::MultiplexedConnection) -> Option<f64> {
-    let info: String = redis::cmd("INFO")
-        .arg("cpu")
-        .query_async(conn)
-        .await
-        .ok()?;
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await.ok()?;
     let field = |name: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<f64>().ok())
+        info.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(':')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
     };
     Some(field("used_cpu_sys")? + field("used_cpu_user")?)
 }

@@ -89,7 +89,10 @@ mod tests {
         }
         for micros in [1024, 1025, 2047, 2048, 5_000, 123_456, 9_999_999, 1 << 39] {
             let low = lower_bound(index(micros));
-            assert!(low <= micros && micros - low <= micros / 64, "{micros}: {low}");
+            assert!(
+                low <= micros && micros - low <= micros / 64,
+                "{micros}: {low}"
+            );
             assert_eq!(index(low), index(micros));
         }
         assert_eq!(index(u64::MAX), BUCKETS - 1);
