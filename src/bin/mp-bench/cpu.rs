@@ -53,7 +53,7 @@ impl CpuMeter {
     /// Use since the start (or the last `lap`), and starts over.
     pub async fn lap(&mut self) -> Option<CpuUse> {
         let now = self.sample().await?;
-        let then = std::mem::replace(&mut self.start, Some(now))?;
+        let then = self.start.replace(now)?;
         let secs = now.at.duration_since(then.at).as_secs_f64().max(1e-3);
         let cores = |ticks: u64| ticks as f64 / TICKS_PER_SEC / secs;
         let own = cores(now.own.saturating_sub(then.own));
