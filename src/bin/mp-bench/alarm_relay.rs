@@ -17,7 +17,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mp_gateway::app::Application;
 use mp_gateway::config::{Config, Settings};
@@ -191,6 +191,9 @@ struct LatencyCell {
     lag_ends: u64,
     failed_posts: u64,
     longest_drain: Duration,
+    /// Deliveries (warm-up's too) per second from each round's first
+    /// callback to its last delivery.
+    achieved_per_sec: f64,
 }
 
 struct LatencyRow {
@@ -316,10 +319,12 @@ async fn measure_latency(
     }
     let mut sent = [Sent::default(); 3];
     let mut longest_drain = [Duration::ZERO; 3];
+    let mut busy = [(0_u64, Duration::ZERO); 3];
     for round in 0..ROUNDS as usize {
         for turn in 0..systems.len() {
             let s = (turn + round) % systems.len();
             let (system, tally) = (&systems[s], &fleets[s].tally);
+            let (started, delivered_before) = (Instant::now(), tally.delivered());
             let got = alarm_load::open_loop(
                 http,
                 &system.urls,
@@ -341,6 +346,8 @@ async fn measure_latency(
             )
             .await;
             longest_drain[s] = longest_drain[s].max(drain);
+            busy[s].0 += tally.delivered() - delivered_before;
+            busy[s].1 += started.elapsed();
         }
     }
     let cells = fleets
@@ -354,6 +361,7 @@ async fn measure_latency(
             lag_ends: fleet.tally.lag_ends.load(Ordering::Relaxed),
             failed_posts: sent[s].failed,
             longest_drain: longest_drain[s],
+            achieved_per_sec: busy[s].0 as f64 / busy[s].1.as_secs_f64().max(1e-9),
         })
         .collect();
     Ok(LatencyRow {
@@ -456,6 +464,15 @@ fn percent(part: u64, whole: u64) -> String {
     }
 }
 
+/// 248,312.5 → "248k"; 912.3 → "912".
+fn per_sec(rate: f64) -> String {
+    if rate >= 10_000.0 {
+        format!("{:.0}k", rate / 1000.0)
+    } else {
+        format!("{rate:.0}")
+    }
+}
+
 fn ratio(a: Option<Duration>, b: Option<Duration>) -> Option<f64> {
     Some(a?.as_secs_f64() / b?.as_secs_f64().max(1e-9))
 }
@@ -482,6 +499,7 @@ fn section(
         "bare p50",
         "bare p99",
         "p99 ratio (gateway / Redis bare)",
+        "deliveries/s achieved (gateway / Redis bare / bare)",
         "delivered (gateway / Redis bare / bare)",
         "streams ended by lag (gateway / Redis bare / bare)",
     ]);
@@ -502,6 +520,12 @@ fn section(
             ms(bare.p50),
             ms(bare.p99),
             r.map_or_else(|| "–".into(), |r| format!("{r:.2}")),
+            format!(
+                "{} / {} / {}",
+                per_sec(gw.achieved_per_sec),
+                per_sec(rb.achieved_per_sec),
+                per_sec(bare.achieved_per_sec)
+            ),
             format!(
                 "{} / {} / {}",
                 percent(gw.delivered, gw.expected),
@@ -567,8 +591,10 @@ fn section(
          replica (a single one on the second), over at most 8 HTTP/2 connections per \
          replica. Each row: {ROUNDS} rounds per system, systems taking turns, each round \
          {:.1} s warm-up then {:.1} s measured, then up to {:.0} s for the deliveries to \
-         finish; p50/p99 are over every delivery of a measured callback. \"delivered\" is \
-         of callbacks × subscribers; a stream ended by lag (more than 1,024 alarms behind: \
+         finish; p50/p99 are over every delivery of a measured callback. \"achieved\" is \
+         deliveries per second from a round's first callback to its last delivery (below \
+         the offered rate when deliveries trail the callbacks: the system or the client \
+         could not keep up); \"delivered\" is of measured callbacks × subscribers; a stream ended by lag (more than 1,024 alarms behind: \
          RESOURCE_EXHAUSTED) subscribes again — after its last alarm for the gateway, which \
          replays the gap, from now for the ceilings, which lose it.\n",
         WARMUP.as_secs_f64(),
