@@ -10,7 +10,12 @@
 //! bounded time per row, prints a table, and updates its section of
 //! `BENCHMARKS.md`. A new scenario is a module and a line in [`SCENARIOS`].
 
+mod alarm_load;
+mod alarm_relay;
+mod bare_relay;
+mod cpu;
 mod footprint;
+mod histogram;
 mod load;
 mod passthrough;
 mod product_cache;
@@ -38,6 +43,11 @@ const SCENARIOS: &[Scenario] = &[
         run: |options| Box::pin(product_cache::run(options)),
     },
     Scenario {
+        name: "alarm-relay",
+        about: "MP callbacks to SubscribeAlarms streams over two replicas sharing Redis vs bare relays (with and without Redis)",
+        run: |options| Box::pin(alarm_relay::run(options)),
+    },
+    Scenario {
         name: "passthrough",
         about: "GetOrderStatus through the gateway vs the same signed REST call made directly",
         run: |options| Box::pin(passthrough::run(options)),
@@ -60,7 +70,8 @@ struct Options {
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
-    /// Measured seconds per row and server, split over the rounds.
+    /// Measured seconds per row and server, split over the rounds
+    /// (alarm-relay: per throughput row, and per latency row and system).
     #[arg(long, default_value_t = 4.0)]
     seconds: f64,
     /// Rounds per row: servers take turns, so a load change elsewhere on
@@ -70,6 +81,10 @@ struct Options {
     /// Concurrent clients, one row each.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     clients: Vec<usize>,
+    /// Redis for the scenarios that need one (alarm-relay); they use keys
+    /// under a fresh prefix and delete them at the end.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
     /// Where the results go; `-` prints only.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md"))]
     output: PathBuf,
