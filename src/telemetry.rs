@@ -11,11 +11,12 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+use tonic::transport::ClientTlsConfig;
 use tracing::Level;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::Targets;
@@ -90,10 +91,14 @@ fn tracer_provider(otlp_endpoint: Option<&Url>) -> (SdkTracerProvider, Option<St
         return (builder.build(), None);
     };
     crate::tls::install_crypto_provider();
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
-        .with_endpoint(endpoint.as_str().trim_end_matches('/'))
-        .build();
+        .with_endpoint(endpoint.as_str().trim_end_matches('/'));
+    if endpoint.scheme() == "https" {
+        // tonic's default TLS config trusts no root at all.
+        exporter = exporter.with_tls_config(ClientTlsConfig::new().with_native_roots());
+    }
+    let exporter = exporter.build();
     match exporter {
         Ok(exporter) => {
             // The async-runtime processor: tonic needs the Tokio reactor, which
@@ -196,4 +201,41 @@ pub fn metrics() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TraceContextExt as _;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn http_and_https_collectors_get_an_exporter() {
+        for endpoint in [
+            "http://otel-collector:4317",
+            "https://otel.example.com:4317",
+        ] {
+            let url = Url::parse(endpoint).unwrap();
+            let (provider, error) = tracer_provider(Some(&url));
+            assert_eq!(error, None, "{endpoint}");
+            // Dropping shuts the exporter down, which waits for its task.
+            tokio::task::spawn_blocking(move || drop(provider))
+                .await
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn trace_context_goes_out_as_it_came_in() {
+        let mut incoming = HeaderMap::new();
+        incoming.insert(
+            "traceparent",
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        let context = remote_context(&incoming);
+        let mut outgoing = HeaderMap::new();
+        TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(&mut outgoing));
+        assert_eq!(outgoing.get("traceparent"), incoming.get("traceparent"));
+        assert!(!remote_context(&HeaderMap::new()).has_active_span());
+    }
 }

@@ -254,3 +254,44 @@ async fn a_replayed_create_order_is_counted() {
 
     assert_each_grew(gateway.http_addr, series, &before).await;
 }
+
+#[tokio::test]
+async fn a_call_its_client_abandons_is_counted_as_cancelled() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let series: &[(&str, &[&str])] = &[
+        (
+            "mp_gateway_grpc_requests_total",
+            &[GET_ORDER_STATUS, r#"code="CANCELLED""#],
+        ),
+        (
+            "mp_gateway_mp_requests_total",
+            &[r#"endpoint="queryOrderStatus""#, r#"outcome="cancelled""#],
+        ),
+    ];
+    let before = snapshot(gateway.http_addr, series).await;
+    sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(5))));
+
+    let mut orders = gateway.orders();
+    let call = orders.get_order_status(GetOrderStatusRequest {
+        order_code: "ORDER_ABANDONED".into(),
+        ..Default::default()
+    });
+    // No grpc-timeout is sent: the client just goes away (RST_STREAM).
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), call).await;
+    assert!(gave_up.is_err(), "the call was still waiting for MP");
+
+    let grew = || async {
+        let now = snapshot(gateway.http_addr, series).await;
+        now.0
+            .iter()
+            .zip(&before.0)
+            .all(|(now, then)| *now >= then + 1.0)
+    };
+    eventually(
+        Duration::from_secs(5),
+        "the abandoned call and its MP call are counted as cancelled",
+        grew,
+    )
+    .await;
+    sandbox.set_fault(None);
+}
