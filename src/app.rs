@@ -20,6 +20,7 @@ use url::Url;
 use crate::alarms::AlarmBus;
 use crate::alarms::callback::{self, CallbackState};
 use crate::api::auth::BearerAuthLayer;
+use crate::api::observe::{KnownMethods, ObserveLayer};
 use crate::api::{AlarmApi, OrderApi, ProductApi, TrafficApi};
 use crate::cache::metrics::CacheMetrics;
 use crate::cache::redis_store::RedisStore;
@@ -74,7 +75,7 @@ pub enum StartError {
 pub struct Application {
     grpc_listener: TcpListener,
     http_listener: TcpListener,
-    grpc: Router<Stack<BearerAuthLayer, NoLayer>>,
+    grpc: Router<Stack<BearerAuthLayer, Stack<ObserveLayer, NoLayer>>>,
     http: axum::Router,
     health: HealthReporter,
     readiness: Readiness,
@@ -162,6 +163,8 @@ impl Application {
             .load_shed(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            // Outermost, so calls that auth refuses are counted and logged too.
+            .layer(ObserveLayer::new(served_methods()))
             .layer(BearerAuthLayer::new(config.grpc_auth_tokens.clone()))
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
@@ -269,6 +272,16 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Every method the gRPC server has: ours, health and reflection.
+fn served_methods() -> KnownMethods {
+    KnownMethods::from_descriptor_sets(&[
+        crate::proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ])
 }
 
 /// A server builder, serving TLS (and requiring client certificates) when configured.

@@ -138,6 +138,9 @@ pub struct Settings {
     /// Log format: json or pretty [default: json].
     #[arg(long, env = "LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// OTLP/gRPC collector that receives traces, e.g. http://otel-collector:4317; unset = no export.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_exporter_otlp_endpoint: Option<String>,
 }
 
 /// Where MP calls go.
@@ -173,6 +176,9 @@ pub struct Config {
     pub grpc_concurrency_limit_per_connection: usize,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    /// Where traces are exported (OTLP over gRPC); unset: spans are made
+    /// (trace context still flows to MP) but not exported.
+    pub otlp_endpoint: Option<Url>,
     /// Unset: alarms stay in process (one replica).
     pub redis: Option<RedisConfig>,
     pub alarm_bus: BusConfig,
@@ -402,6 +408,7 @@ impl Config {
                     ));
                 }
             },
+            otlp_endpoint: parse_otlp_endpoint(s.otel_exporter_otlp_endpoint.as_deref())?,
             redis,
             alarm_bus,
             idempotency_ttl,
@@ -410,6 +417,22 @@ impl Config {
             product_cache: product_cache_config(s)?,
         })
     }
+}
+
+fn parse_otlp_endpoint(raw: Option<&str>) -> Result<Option<Url>, ConfigError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    Url::parse(raw)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        .map(Some)
+        .ok_or_else(|| {
+            error(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("{raw:?} is not an absolute http(s) URL, e.g. http://otel-collector:4317"),
+            )
+        })
 }
 
 /// `a,b, c` → three tokens; an empty item is a typo, not a token.
@@ -557,6 +580,21 @@ mod tests {
         assert_eq!(config.mp_limits.max_concurrency, 32);
         assert_eq!(config.mp_limits.rate_limit_per_sec, None);
         assert_eq!(config.grpc_concurrency_limit_per_connection, 256);
+        assert_eq!(config.otlp_endpoint, None);
+    }
+
+    #[test]
+    fn the_otlp_endpoint_is_read() {
+        let config = Config::from_settings(&settings(&[
+            "--sandbox",
+            "--otel-exporter-otlp-endpoint",
+            "http://otel-collector:4317",
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.otlp_endpoint.map(String::from).as_deref(),
+            Some("http://otel-collector:4317/")
+        );
     }
 
     #[test]
@@ -648,6 +686,17 @@ mod tests {
             (
                 &["--alarm-subscriber-buffer", "0"],
                 "ALARM_SUBSCRIBER_BUFFER",
+            ),
+            (
+                &["--otel-exporter-otlp-endpoint", "otel-collector:4317"],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (
+                &[
+                    "--otel-exporter-otlp-endpoint",
+                    "grpc://otel-collector:4317",
+                ],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
             ),
         ];
         for (args, variable) in cases {

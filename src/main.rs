@@ -41,7 +41,7 @@ async fn run_gateway(cli: &Cli) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    telemetry::init(config.log_format);
+    telemetry::init(config.log_format, config.otlp_endpoint.as_ref());
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -50,7 +50,9 @@ async fn run_gateway(cli: &Cli) -> ExitCode {
         }
     };
     tracing::info!(grpc = %app.grpc_addr(), http = %app.http_addr(), "listening");
-    match app.run_until_stopped(shutdown_signal()).await {
+    let stopped = app.run_until_stopped(shutdown_signal()).await;
+    telemetry::shutdown().await;
+    match stopped {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("stopped with an error: {e}");
@@ -60,7 +62,7 @@ async fn run_gateway(cli: &Cli) -> ExitCode {
 }
 
 async fn run_sandbox(port: u16, config: SandboxConfig) -> ExitCode {
-    telemetry::init(mp_gateway::config::LogFormat::Pretty);
+    telemetry::init(mp_gateway::config::LogFormat::Pretty, None);
     let access_key = config.access_key.clone();
     let sandbox = match Sandbox::start(SocketAddr::from(([127, 0, 0, 1], port)), config).await {
         Ok(sandbox) => sandbox,

@@ -1,21 +1,174 @@
 //! Logging: JSON lines by default, `RUST_LOG` filters (default `info`).
+//! Traces: `tracing` spans, made into OpenTelemetry spans; W3C trace context
+//! is taken from incoming gRPC metadata and sent on to MP; spans are exported
+//! over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 //! Metrics: the `metrics` facade, rendered as Prometheus text on `/metrics`.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+use tracing::Level;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+use url::Url;
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber; a second call (tests) is a no-op.
-pub fn init(format: LogFormat) {
+/// Latency buckets (seconds) of every `*_duration_seconds` histogram: from
+/// a cache hit (sub-millisecond) to an MP call near `MP_TIMEOUT_MS`.
+const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// How long shutdown waits for the last spans to reach the collector.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The tracer provider of the installed subscriber, flushed by [`shutdown`].
+static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+/// Installs the global subscriber: log lines filtered by `RUST_LOG`, and
+/// OpenTelemetry spans (the gateway's own, at INFO and above, whatever
+/// `RUST_LOG` says, so trace context always flows) exported to
+/// `otlp_endpoint` when it is set. A second call (tests) is a no-op.
+///
+/// Must run inside the Tokio runtime: the exporter's batches are sent from a task.
+pub fn init(format: LogFormat, otlp_endpoint: Option<&Url>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Pretty => builder.pretty().try_init(),
+    let logs = match format {
+        // The enclosing spans (root first) carry the call's fields, e.g. request_id.
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .pretty()
+            .with_filter(filter)
+            .boxed(),
     };
+    let (provider, export_error) = tracer_provider(otlp_endpoint);
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("mp-gateway"))
+        .with_filter(Targets::new().with_target("mp_gateway", Level::INFO));
+    if tracing_subscriber::registry()
+        .with(logs)
+        .with(spans)
+        .try_init()
+        .is_err()
+    {
+        return;
+    }
+    let _ = PROVIDER.set(provider);
+    match (otlp_endpoint, export_error) {
+        (_, Some(error)) => {
+            tracing::warn!(%error, "cannot export traces to OTEL_EXPORTER_OTLP_ENDPOINT; spans stay local")
+        }
+        (Some(endpoint), None) => tracing::info!(%endpoint, "exporting traces over OTLP/gRPC"),
+        (None, None) => {}
+    }
+}
+
+/// A provider that samples like its parent (every root span otherwise) and,
+/// given an endpoint, sends batches there from a Tokio task.
+fn tracer_provider(otlp_endpoint: Option<&Url>) -> (SdkTracerProvider, Option<String>) {
+    let builder = SdkTracerProvider::builder().with_resource(resource());
+    let Some(endpoint) = otlp_endpoint else {
+        return (builder.build(), None);
+    };
+    crate::tls::install_crypto_provider();
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint.as_str().trim_end_matches('/'))
+        .build();
+    match exporter {
+        Ok(exporter) => {
+            // The async-runtime processor: tonic needs the Tokio reactor, which
+            // the SDK's default processor (its own thread) does not have.
+            let batches =
+                BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build();
+            (builder.with_span_processor(batches).build(), None)
+        }
+        Err(error) => (builder.build(), Some(error.to_string())),
+    }
+}
+
+/// `service.name` is `mp-gateway` unless `OTEL_SERVICE_NAME` (or
+/// `OTEL_RESOURCE_ATTRIBUTES`) says otherwise.
+fn resource() -> Resource {
+    let detected = Resource::builder().build();
+    let named = detected
+        .get(&opentelemetry::Key::from_static_str("service.name"))
+        .is_some_and(|name| !name.as_str().starts_with("unknown_service"));
+    if named {
+        detected
+    } else {
+        Resource::builder().with_service_name("mp-gateway").build()
+    }
+}
+
+/// Sends the spans still buffered to the collector (bounded by [`FLUSH_TIMEOUT`]).
+pub async fn shutdown() {
+    let Some(provider) = PROVIDER.get().cloned() else {
+        return;
+    };
+    // Blocks until the export task answers, so not on a runtime thread.
+    let flushed = tokio::task::spawn_blocking(move || provider.shutdown());
+    match tokio::time::timeout(FLUSH_TIMEOUT, flushed).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(error))) => tracing::warn!(%error, "cannot flush the last spans"),
+        Ok(Err(error)) => tracing::warn!(%error, "the span flush panicked"),
+        Err(_) => tracing::warn!("flushing the last spans took too long; some are lost"),
+    }
+}
+
+/// The trace context a caller sent (W3C `traceparent`/`tracestate`), if any.
+pub fn remote_context(headers: &HeaderMap) -> opentelemetry::Context {
+    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
+}
+
+/// Adds `span`'s trace context (W3C `traceparent`/`tracestate`) to `headers`;
+/// adds nothing when the span is not traced.
+pub fn inject_context(span: &tracing::Span, headers: &mut HeaderMap) {
+    TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(headers));
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
 }
 
 /// Installs the process's metrics recorder on first use (later calls, e.g.
@@ -24,12 +177,22 @@ pub fn metrics() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_duration_seconds".to_owned()),
+                    DURATION_BUCKETS,
+                )
+                .expect("the duration bucket list is not empty")
+                .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("another metrics recorder is installed; /metrics stays empty");
             }
             crate::cache::metrics::describe();
+            crate::api::observe::describe();
+            crate::mp::metrics::describe();
+            crate::alarms::metrics::describe();
+            crate::idempotency::metrics::describe();
             handle
         })
         .clone()

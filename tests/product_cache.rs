@@ -240,6 +240,39 @@ async fn a_stale_list_is_served_without_waiting_for_the_refresh() {
 }
 
 #[tokio::test]
+async fn a_new_replica_serves_a_stale_list_from_redis_at_once_and_refreshes_it() {
+    let sandbox = start_sandbox().await;
+    let ttl = Duration::from_secs(1);
+    let config = with_ttl(
+        config_with_redis(
+            &sandbox.base_url(),
+            SHARED_REDIS,
+            &unique_prefix("stale-l2"),
+        ),
+        ttl,
+        Duration::from_secs(60),
+    );
+    let first = TestGateway::start(config.clone()).await;
+    list_concurrently(&first, 1).await;
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+
+    sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(3))));
+    let second = TestGateway::start(config).await;
+    let mut request = tonic::Request::new(ListProductsRequest::default());
+    request.set_timeout(Duration::from_secs(1));
+    let reply = second.products().list_products(request).await;
+    assert_eq!(
+        reply
+            .expect("the stale list from Redis")
+            .into_inner()
+            .products
+            .len(),
+        3
+    );
+    wait_for_mp_calls(&sandbox, 2).await;
+}
+
+#[tokio::test]
 async fn mp_failing_during_a_refresh_keeps_the_last_good_list_served() {
     let sandbox = start_sandbox().await;
     let ttl = Duration::from_secs(1);
@@ -375,6 +408,35 @@ async fn redis_killed_mid_run_then_restarted_is_used_again_without_a_restart() {
         calls,
         "the new replica read Redis"
     );
+}
+
+#[tokio::test]
+async fn a_hung_redis_is_waited_for_briefly_then_skipped() {
+    let redis = OwnRedis::start().await;
+    let sandbox = start_sandbox().await;
+    let config = config_with_redis(&sandbox.base_url(), &redis.url(), &unique_prefix("hung"));
+    let warm = TestGateway::start(config.clone()).await;
+    list_concurrently(&warm, 5).await;
+
+    redis.freeze();
+    // A cold replica cannot read Redis: after the short Redis timeout it asks MP.
+    let cold = TestGateway::start(config).await;
+    for _ in 0..3 {
+        let mut request = tonic::Request::new(ListProductsRequest::default());
+        request.set_timeout(Duration::from_secs(3));
+        let reply = cold.products().list_products(request).await;
+        assert_eq!(
+            reply
+                .expect("answered despite Redis")
+                .into_inner()
+                .products
+                .len(),
+            3
+        );
+    }
+    list_concurrently(&warm, 5).await;
+    assert_eq!(sandbox.calls(PRODUCT_LIST), 2);
+    redis.thaw();
 }
 
 #[tokio::test]

@@ -256,6 +256,31 @@ async fn a_query_changed_after_signing_is_rejected_with_401() {
 // ---- catalogue -------------------------------------------------------------
 
 #[tokio::test]
+async fn the_sandbox_remembers_the_headers_of_the_last_call_to_each_endpoint() {
+    let mp = start_sandbox(0.0).await;
+    assert_eq!(
+        mp.sandbox
+            .last_header("v2/productList", "x-hmac-access-key"),
+        None
+    );
+    mp.get_json("v2/productList", &[]).await;
+    assert_eq!(
+        mp.sandbox
+            .last_header("v2/productList", "X-HMAC-ACCESS-KEY")
+            .as_deref(),
+        Some(ACCESS_KEY)
+    );
+    assert_eq!(
+        mp.sandbox.last_header("v2/productList", "traceparent"),
+        None
+    );
+    assert_eq!(
+        mp.sandbox.last_header("queryTraffic", "x-hmac-access-key"),
+        None
+    );
+}
+
+#[tokio::test]
 async fn product_list_returns_the_three_products_and_echoes_the_request_id() {
     let mp = start_sandbox(10.0).await;
 

@@ -83,7 +83,7 @@ async fn mp_slower_than_the_callers_deadline_is_deadline_exceeded() {
         order_code: "ORDER_1".into(),
         ..Default::default()
     });
-    request.set_timeout(Duration::from_millis(300));
+    request.set_timeout(Duration::from_millis(1000));
     let started = std::time::Instant::now();
     let status = gateway
         .orders()

@@ -14,7 +14,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::callback_body::parse_callback;
-use super::{AlarmBus, Published, now_millis};
+use super::{AlarmBus, Published, metrics, now_millis};
 
 pub const PATH: &str = "/mp/alarm-callback";
 /// MP's bodies are a few hundred bytes; anything near this is not MP.
@@ -68,12 +68,14 @@ async fn receive(
         && !token_matches(expected, query.as_deref())
     {
         tracing::warn!("alarm callback refused: missing or wrong token");
+        metrics::rejected("unauthorized");
         return envelope(StatusCode::UNAUTHORIZED, "missing or wrong token", None);
     }
     let report = match parse_callback(&body, now_millis()) {
         Ok(report) => report,
         Err(error) => {
             tracing::warn!(%error, "alarm callback refused: malformed body");
+            metrics::rejected("malformed");
             return envelope(StatusCode::BAD_REQUEST, &error.to_string(), None);
         }
     };
@@ -81,9 +83,11 @@ async fn receive(
     match state.bus.publish(report).await {
         Ok(Published::New(id)) => {
             tracing::info!(alarm_id = %id, "alarm accepted");
+            metrics::received();
             envelope(StatusCode::OK, "Success", request_id.as_deref())
         }
         Ok(Published::Duplicate) => {
+            metrics::duplicate();
             tracing::info!(
                 request_id = request_id.as_deref(),
                 "repeated alarm callback acknowledged, not relayed again"
@@ -93,6 +97,7 @@ async fn receive(
         Err(error) => {
             // MP must not take this as delivered; a non-200 makes it retry (if it does).
             tracing::error!(%error, "alarm callback could not be stored");
+            metrics::rejected("unavailable");
             envelope(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "alarm could not be stored; retry",

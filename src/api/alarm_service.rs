@@ -6,9 +6,9 @@ use tonic::{Request, Response, Status};
 use tokio::sync::watch;
 
 use super::alarm_stream::{AlarmFilter, alarm_stream};
-use super::caller_deadline;
+use super::{caller_deadline, observe};
 use crate::alarms::{AlarmBus, AlarmId};
-use crate::domain::{CallbackUrl, FieldViolation, OrderCode, RequestId};
+use crate::domain::{CallbackUrl, FieldViolation, OrderCode};
 use crate::error::GatewayError;
 use crate::mp::{Call, MpClient};
 use crate::proto::alarm_service_server::AlarmService;
@@ -71,7 +71,7 @@ fn reseller_code(raw: &str) -> Result<&str, FieldViolation> {
 fn parse_subscription(
     req: &SubscribeAlarmsRequest,
 ) -> Result<(Option<AlarmId>, AlarmFilter), GatewayError> {
-    let request_id = RequestId::parse_or_generate(&req.request_id).err();
+    let request_id = observe::request_id(&req.request_id).err();
     let resume_after = match req.resume_after.as_str() {
         "" => Ok(None),
         raw => raw
@@ -116,7 +116,7 @@ impl AlarmService for AlarmApi {
     ) -> Result<Response<RegisterCallbackResponse>, Status> {
         let deadline = caller_deadline(&request);
         let req = request.into_inner();
-        let request_id = RequestId::parse_or_generate(&req.request_id);
+        let request_id = observe::request_id(&req.request_id);
         let reseller = reseller_code(&req.reseller_code);
         let url = self.callback_url(&req.http_url);
         let (Ok(request_id), Ok(reseller), Ok(url)) = (&request_id, &reseller, &url) else {

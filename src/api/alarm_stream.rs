@@ -11,7 +11,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::status::GATEWAY_DOMAIN;
-use crate::alarms::{Alarm, Subscription, SubscriptionEnd};
+use crate::alarms::{Alarm, Subscription, SubscriptionEnd, metrics};
 use crate::proto;
 
 /// Which alarms a subscriber wants.
@@ -48,6 +48,8 @@ pub fn to_proto(alarm: &Alarm) -> proto::Alarm {
 
 struct StreamState {
     subscription: Subscription,
+    /// Counts this stream on the subscriber gauge while it lives.
+    _gauge: metrics::Subscriber,
     filter: AlarmFilter,
     shutdown: watch::Receiver<bool>,
     ended: bool,
@@ -67,6 +69,7 @@ pub fn alarm_stream(
 ) -> impl Stream<Item = Result<proto::SubscribeAlarmsResponse, Status>> + Send + 'static {
     let state = StreamState {
         subscription,
+        _gauge: metrics::Subscriber::open(),
         filter,
         shutdown,
         ended: false,
@@ -82,7 +85,10 @@ pub fn alarm_stream(
             };
             let item = match next {
                 Ok(alarm) if !state.filter.matches(&alarm) => continue,
-                Ok(alarm) => Ok(response(&alarm)),
+                Ok(alarm) => {
+                    metrics::delivered();
+                    Ok(response(&alarm))
+                }
                 Err(end) => {
                     state.ended = true;
                     Err(end_status(end))

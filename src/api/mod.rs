@@ -3,6 +3,7 @@
 mod alarm_service;
 mod alarm_stream;
 pub mod auth;
+pub mod observe;
 mod order_service;
 mod product_service;
 pub mod status;
@@ -71,7 +72,7 @@ about_one_order!(
 impl OrderQuery {
     pub fn parse<R: AboutOneOrder>(request: &tonic::Request<R>) -> Result<Self, GatewayError> {
         let req = request.get_ref();
-        let request_id = RequestId::parse_or_generate(req.request_id());
+        let request_id = observe::request_id(req.request_id());
         let order_code = OrderCode::parse(req.order_code());
         let (Ok(request_id), Ok(order_code)) = (&request_id, &order_code) else {
             return Err(GatewayError::invalid([
@@ -96,7 +97,7 @@ impl OrderQuery {
 }
 
 fn parse_request_id(raw: &str) -> Result<RequestId, GatewayError> {
-    RequestId::parse_or_generate(raw).map_err(|v| GatewayError::InvalidArgument(vec![v]))
+    observe::request_id(raw).map_err(|v| GatewayError::InvalidArgument(vec![v]))
 }
 
 fn required_id(field: &'static str, value: u64) -> Result<u64, FieldViolation> {

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
-use super::{OrderQuery, caller_deadline, required_id};
+use super::{OrderQuery, caller_deadline, observe, required_id};
 use crate::domain::{ActivationCode, FieldViolation, Iccid, OrderCode, Price, RequestId};
 use crate::error::GatewayError;
 use crate::idempotency::{Idempotency, Outcome, fingerprint};
@@ -58,7 +58,7 @@ fn order_fingerprint(order: &NewOrder) -> String {
 }
 
 fn parse_create_order(req: &CreateOrderRequest) -> Result<(RequestId, NewOrder), GatewayError> {
-    let request_id = RequestId::parse_or_generate(&req.request_id);
+    let request_id = observe::request_id(&req.request_id);
     let product_id = required_id("product_id", req.product_id);
     let iccid = req.iccid.as_deref().map(Iccid::parse).transpose();
     let price = req.price.as_deref().map(Price::parse).transpose();
@@ -216,7 +216,7 @@ impl OrderService for OrderApi {
     ) -> Result<Response<SwitchOrderResponse>, Status> {
         let deadline = caller_deadline(&request);
         let req = request.into_inner();
-        let request_id = RequestId::parse_or_generate(&req.request_id);
+        let request_id = observe::request_id(&req.request_id);
         let order_code = OrderCode::parse(&req.order_code);
         let button = switch_button(req.action);
         let (Ok(request_id), Ok(order_code), Ok(button)) = (&request_id, &order_code, &button)

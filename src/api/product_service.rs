@@ -1,8 +1,7 @@
 use tonic::{Request, Response, Status};
 
-use super::{caller_deadline, parse_request_id, required_id};
+use super::{caller_deadline, observe, parse_request_id, required_id};
 use crate::cache::ProductCatalogue;
-use crate::domain::RequestId;
 use crate::error::GatewayError;
 use crate::mp::Call;
 use crate::proto::product_service_server::ProductService;
@@ -54,7 +53,7 @@ impl ProductService for ProductApi {
     ) -> Result<Response<GetProductResponse>, Status> {
         let deadline = caller_deadline(&request);
         let req = request.into_inner();
-        let request_id = RequestId::parse_or_generate(&req.request_id);
+        let request_id = observe::request_id(&req.request_id);
         let product_id = required_id("product_id", req.product_id);
         let (Ok(request_id), Ok(product_id)) = (&request_id, &product_id) else {
             return Err(GatewayError::invalid([

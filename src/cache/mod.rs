@@ -61,7 +61,8 @@ struct Inner {
     l2: Option<RedisStore>,
     /// Loads and refreshes share one flight: both end with a fresh list in L1.
     fills: SingleFlight<FillResult>,
-    /// `bypass_cache` calls share another: each must reach MP.
+    /// `bypass_cache` calls share another, which always asks MP: concurrent
+    /// bypasses get one fresh fetch between them, not the cache.
     bypasses: SingleFlight<FillResult>,
     /// No background refresh starts before this (set after a failed one).
     refresh_not_before: Mutex<Option<Instant>>,
@@ -120,6 +121,8 @@ impl ProductCatalogue {
         let flight = self.start(&inner.fills, Purpose::Load, call.request_id);
         let snapshot = wait(call, flight).await?;
         if inner.lifetimes.freshness(&snapshot, SystemTime::now()) != Freshness::Fresh {
+            // Redis had only a stale list, or MP failed and the last good one was kept.
+            inner.metrics.stale_served();
             self.refresh_in_background(call.request_id);
         }
         Ok(snapshot.products().clone())

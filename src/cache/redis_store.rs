@@ -104,10 +104,6 @@ impl RedisStore {
         })
     }
 
-    pub fn keys(&self) -> &Keys {
-        &self.keys
-    }
-
     /// Whether the last call found Redis down.
     pub fn is_down(&self) -> bool {
         self.outage.is_down()

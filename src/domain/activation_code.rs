@@ -23,6 +23,8 @@ pub enum ActivationCodeError {
     MissingMatchingId,
     #[error("has more than five '$'-separated parts")]
     TooManyParts,
+    #[error("contains control characters or spaces")]
+    Unprintable,
 }
 
 const APPLE_INSTALL: &str = "https://esimsetup.apple.com/esim_qrcode_provisioning?carddata=";
@@ -31,6 +33,9 @@ const ANDROID_INSTALL: &str = "https://esimsetup.android.com/esim_qrcode_provisi
 impl ActivationCode {
     pub fn parse(raw: &str) -> Result<Self, ActivationCodeError> {
         let full = raw.trim();
+        if full.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(ActivationCodeError::Unprintable);
+        }
         let body = full
             .strip_prefix("LPA:")
             .ok_or(ActivationCodeError::WrongPrefix)?;
@@ -170,6 +175,8 @@ mod tests {
             ("LPA:1$$ID", MissingSmdpAddress),
             ("LPA:1$smdp.example", MissingMatchingId),
             ("LPA:1$a$b$c$d$e", TooManyParts),
+            ("LPA:1$smdp.example$ID\n2", Unprintable),
+            ("LPA:1$smdp example$ID", Unprintable),
         ];
         for (raw, want) in cases {
             assert_eq!(ActivationCode::parse(raw), Err(want), "{raw}");

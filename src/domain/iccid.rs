@@ -43,7 +43,8 @@ pub fn luhn_check_digit(payload: &str) -> u8 {
         .rev()
         .enumerate()
         .map(|(i, b)| {
-            let d = u32::from(b - b'0');
+            // Callers pass ASCII digits; anything else must not panic.
+            let d = u32::from(b.wrapping_sub(b'0') % 10);
             if i % 2 == 0 {
                 let doubled = d * 2;
                 if doubled > 9 { doubled - 9 } else { doubled }

@@ -7,6 +7,7 @@
 //! configured (shared by replicas), else in process.
 
 mod memory_store;
+pub mod metrics;
 mod redis_store;
 
 use std::future::Future;
@@ -155,14 +156,20 @@ impl Idempotency {
                 return self.run_claimed(&key, claim, call).await;
             };
             if existing.fingerprint != fingerprint {
+                metrics::conflict(scope);
                 return Err(IdempotencyError::Conflict(request_id.to_string()).into());
             }
             match existing.state {
-                State::Done { outcome } => return Ok(outcome),
+                State::Done { outcome } => {
+                    metrics::replay(scope);
+                    return Ok(outcome);
+                }
                 State::Unknown => {
+                    metrics::unknown_outcome(scope);
                     return Err(IdempotencyError::OutcomeUnknown(request_id.to_string()).into());
                 }
                 State::InProgress if self.lease_expired(&existing) => {
+                    metrics::unknown_outcome(scope);
                     return Err(IdempotencyError::OutcomeUnknown(request_id.to_string()).into());
                 }
                 State::InProgress if Instant::now() + pause > give_up => {

@@ -1,18 +1,21 @@
 //! The HTTP client for MP: builds, signs and sends each call, then reads
 //! MP's envelope. One method per MP endpoint.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Serialize, de::DeserializeOwned};
-use url::Url;
-
 use tokio::time::Instant;
+use tracing::Instrument as _;
+use tracing::field::Empty;
+use url::Url;
 
 use super::admission::{Admission, MAX_ADMISSION_WAIT, MpLimits};
 use super::decode::{self, CreatedOrder, MpClock, TopUp};
+use super::metrics::{self, CallRecord};
 use super::retry::{self, Retries};
 use super::signing::{self, SigningInput};
 use super::{MpError, wire};
@@ -89,7 +92,7 @@ fn upstream_timeout(configured: Duration, remaining: Option<Duration>) -> Durati
     match remaining {
         None => configured,
         Some(remaining) => {
-            let margin = (remaining / 10).min(Duration::from_millis(100));
+            let margin = (remaining / 5).min(Duration::from_millis(250));
             (remaining - margin).min(configured)
         }
     }
@@ -166,14 +169,17 @@ impl MpClient {
     }
 
     pub async fn product_list(&self, call: Call<'_>) -> Result<Vec<proto::Product>, MpError> {
-        let env: wire::Envelope<Vec<wire::ProductRow>> =
-            self.get(Endpoint::ProductList, &[], call).await?;
-        env.data
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|row| row.product_id.is_some() || row.goods_id.is_some())
-            .map(decode::product)
-            .collect()
+        self.observed(Endpoint::ProductList, async {
+            let env: wire::Envelope<Vec<wire::ProductRow>> =
+                self.get(Endpoint::ProductList, &[], call).await?;
+            env.data
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|row| row.product_id.is_some() || row.goods_id.is_some())
+                .map(decode::product)
+                .collect()
+        })
+        .await
     }
 
     pub async fn create_order(
@@ -181,32 +187,38 @@ impl MpClient {
         order: &NewOrder,
         call: Call<'_>,
     ) -> Result<CreatedOrder, MpError> {
-        let price = order
-            .price
-            .as_ref()
-            .map(|p| serde_json::value::RawValue::from_string(p.as_str().to_owned()))
-            .transpose()
-            .map_err(|e| MpError::Malformed(format!("price is not a JSON number: {e}")))?;
-        let body = wire::ActivationCodeBody {
-            goods_id: order.goods_id,
-            product_id: order.product_id,
-            order_quantity: order.order_quantity,
-            iccid: order.iccid.as_ref().map(Iccid::as_str),
-            price,
-            activate_flag: order.activate.map(|yes| if yes { "yes" } else { "no" }),
-            request_id: call.request_id.as_str(),
-        };
-        let env = self.post(Endpoint::ActivationCode, &body, call).await?;
-        decode::created_order(env.data)
+        self.observed(Endpoint::ActivationCode, async {
+            let price = order
+                .price
+                .as_ref()
+                .map(|p| serde_json::value::RawValue::from_string(p.as_str().to_owned()))
+                .transpose()
+                .map_err(|e| MpError::Malformed(format!("price is not a JSON number: {e}")))?;
+            let body = wire::ActivationCodeBody {
+                goods_id: order.goods_id,
+                product_id: order.product_id,
+                order_quantity: order.order_quantity,
+                iccid: order.iccid.as_ref().map(Iccid::as_str),
+                price,
+                activate_flag: order.activate.map(|yes| if yes { "yes" } else { "no" }),
+                request_id: call.request_id.as_str(),
+            };
+            let env = self.post(Endpoint::ActivationCode, &body, call).await?;
+            decode::created_order(env.data)
+        })
+        .await
     }
 
     pub async fn top_up(&self, order_code: &OrderCode, call: Call<'_>) -> Result<TopUp, MpError> {
-        let body = wire::TopUpBody {
-            order_code: order_code.as_str(),
-            request_id: call.request_id.as_str(),
-        };
-        let env = self.post(Endpoint::TopUp, &body, call).await?;
-        decode::top_up(env.data).map_err(about_order(order_code))
+        self.observed(Endpoint::TopUp, async {
+            let body = wire::TopUpBody {
+                order_code: order_code.as_str(),
+                request_id: call.request_id.as_str(),
+            };
+            let env = self.post(Endpoint::TopUp, &body, call).await?;
+            decode::top_up(env.data).map_err(about_order(order_code))
+        })
+        .await
     }
 
     pub async fn order_status(
@@ -214,18 +226,21 @@ impl MpClient {
         order_code: &OrderCode,
         call: Call<'_>,
     ) -> Result<Vec<proto::OrderPackage>, MpError> {
-        let env: wire::Envelope<Vec<wire::OrderStatusRow>> = self
-            .get(
-                Endpoint::QueryOrderStatus,
-                &[("orderCode", order_code.as_str())],
-                call,
-            )
-            .await?;
-        decode::non_null_rows(env.data, wire::OrderStatusRow::is_null)
-            .map_err(about_order(order_code))?
-            .into_iter()
-            .map(|row| decode::order_package(row, self.config.clock))
-            .collect()
+        self.observed(Endpoint::QueryOrderStatus, async {
+            let env: wire::Envelope<Vec<wire::OrderStatusRow>> = self
+                .get(
+                    Endpoint::QueryOrderStatus,
+                    &[("orderCode", order_code.as_str())],
+                    call,
+                )
+                .await?;
+            decode::non_null_rows(env.data, wire::OrderStatusRow::is_null)
+                .map_err(about_order(order_code))?
+                .into_iter()
+                .map(|row| decode::order_package(row, self.config.clock))
+                .collect()
+        })
+        .await
     }
 
     pub async fn switch_order(
@@ -234,14 +249,17 @@ impl MpClient {
         button: SwitchButton,
         call: Call<'_>,
     ) -> Result<(), MpError> {
-        let body = wire::SwitchOrderBody {
-            order_code: order_code.as_str(),
-            switch_button: button.as_str(),
-            request_id: call.request_id.as_str(),
-        };
-        let _: wire::Envelope<serde_json::Value> =
-            self.post(Endpoint::SwitchOrder, &body, call).await?;
-        Ok(())
+        self.observed(Endpoint::SwitchOrder, async {
+            let body = wire::SwitchOrderBody {
+                order_code: order_code.as_str(),
+                switch_button: button.as_str(),
+                request_id: call.request_id.as_str(),
+            };
+            let _: wire::Envelope<serde_json::Value> =
+                self.post(Endpoint::SwitchOrder, &body, call).await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn traffic(
@@ -249,18 +267,21 @@ impl MpClient {
         order_code: &OrderCode,
         call: Call<'_>,
     ) -> Result<Vec<proto::PackageTraffic>, MpError> {
-        let env: wire::Envelope<Vec<wire::TrafficRow>> = self
-            .get(
-                Endpoint::QueryTraffic,
-                &[("orderCode", order_code.as_str())],
-                call,
-            )
-            .await?;
-        decode::non_null_rows(env.data, wire::TrafficRow::is_null)
-            .map_err(about_order(order_code))?
-            .into_iter()
-            .map(|row| decode::package_traffic(row, self.config.clock))
-            .collect()
+        self.observed(Endpoint::QueryTraffic, async {
+            let env: wire::Envelope<Vec<wire::TrafficRow>> = self
+                .get(
+                    Endpoint::QueryTraffic,
+                    &[("orderCode", order_code.as_str())],
+                    call,
+                )
+                .await?;
+            decode::non_null_rows(env.data, wire::TrafficRow::is_null)
+                .map_err(about_order(order_code))?
+                .into_iter()
+                .map(|row| decode::package_traffic(row, self.config.clock))
+                .collect()
+        })
+        .await
     }
 
     pub async fn daily_traffic(
@@ -268,14 +289,17 @@ impl MpClient {
         order_code: &OrderCode,
         call: Call<'_>,
     ) -> Result<proto::GetDailyTrafficResponse, MpError> {
-        let env: wire::Envelope<wire::DailyTrafficData> = self
-            .get(
-                Endpoint::QueryHistoryDailyTraffic,
-                &[("orderCode", order_code.as_str())],
-                call,
-            )
-            .await?;
-        decode::daily_traffic(env.data, self.config.clock).map_err(about_order(order_code))
+        self.observed(Endpoint::QueryHistoryDailyTraffic, async {
+            let env: wire::Envelope<wire::DailyTrafficData> = self
+                .get(
+                    Endpoint::QueryHistoryDailyTraffic,
+                    &[("orderCode", order_code.as_str())],
+                    call,
+                )
+                .await?;
+            decode::daily_traffic(env.data, self.config.clock).map_err(about_order(order_code))
+        })
+        .await
     }
 
     /// Registers `url` as the reseller's alarm callback; returns the URL MP stored.
@@ -285,19 +309,42 @@ impl MpClient {
         url: &CallbackUrl,
         call: Call<'_>,
     ) -> Result<String, MpError> {
-        let body = wire::SaveCallbackBody {
-            reseller_code,
-            http_method: "POST",
-            http_url: url.as_str(),
-            request_id: call.request_id.as_str(),
-        };
-        let env: wire::Envelope<serde_json::Value> = self
-            .post(Endpoint::SaveAlarmCallbackInterface, &body, call)
-            .await?;
-        Ok(match env.data {
-            Some(serde_json::Value::String(stored)) => stored,
-            _ => url.as_str().to_owned(),
+        self.observed(Endpoint::SaveAlarmCallbackInterface, async {
+            let body = wire::SaveCallbackBody {
+                reseller_code,
+                http_method: "POST",
+                http_url: url.as_str(),
+                request_id: call.request_id.as_str(),
+            };
+            let env: wire::Envelope<serde_json::Value> = self
+                .post(Endpoint::SaveAlarmCallbackInterface, &body, call)
+                .await?;
+            Ok(match env.data {
+                Some(serde_json::Value::String(stored)) => stored,
+                _ => url.as_str().to_owned(),
+            })
         })
+        .await
+    }
+
+    /// Runs one MP call in an `mp call` span, counting and timing it by outcome.
+    async fn observed<T>(
+        &self,
+        endpoint: Endpoint,
+        call: impl Future<Output = Result<T, MpError>>,
+    ) -> Result<T, MpError> {
+        let span = tracing::info_span!(
+            "mp call",
+            otel.name = format!("MP {}", endpoint.name()),
+            otel.kind = "internal",
+            otel.status_code = Empty,
+            endpoint = endpoint.name(),
+            outcome = Empty,
+        );
+        let mut record = CallRecord::start(endpoint, span.clone());
+        let result = call.instrument(span).await;
+        record.finish(metrics::outcome(&result));
+        result
     }
 
     async fn get<T: DeserializeOwned>(
@@ -342,7 +389,18 @@ impl MpClient {
         let mut retries_made = 0;
         let mut previous: Option<MpError> = None;
         loop {
-            let error = match (self.attempt(&request, remaining()).await, previous.take()) {
+            let attempt = tracing::info_span!(
+                "mp attempt",
+                otel.kind = "client",
+                endpoint = endpoint.name(),
+                attempt = retries_made + 1,
+                http.response.status_code = Empty,
+            );
+            let result = self
+                .attempt(&request, remaining())
+                .instrument(attempt)
+                .await;
+            let error = match (result, previous.take()) {
                 (Ok(envelope), _) => return Ok(envelope),
                 // A retry the limits refuse reports MP's failure, not the gateway's limit.
                 (Err(MpError::Overloaded { .. }), Some(previous)) => return Err(previous),
@@ -363,6 +421,7 @@ impl MpClient {
                 return Err(error);
             }
             retries_made += 1;
+            metrics::count_retry(endpoint);
             tracing::debug!(
                 endpoint = endpoint.name(),
                 retry = retries_made,
@@ -431,6 +490,10 @@ impl MpClient {
             .header("X-HMAC-SIGNATURE", &request.signature)
             .header("Accept-Language", signing::ACCEPT_LANGUAGE)
             .header("Content-Type", signing::CONTENT_TYPE);
+        // W3C trace context, so MP's side of the call joins the caller's trace.
+        let mut trace_headers = http::HeaderMap::new();
+        crate::telemetry::inject_context(&tracing::Span::current(), &mut trace_headers);
+        http = http.headers(trace_headers);
         if let Some(body) = &request.body {
             http = http.body(body.clone());
         }
@@ -445,6 +508,7 @@ impl MpClient {
         };
         let response = http.send().await.map_err(transport)?;
         let status = response.status();
+        tracing::Span::current().record("http.response.status_code", status.as_u16());
         if status == reqwest::StatusCode::UNAUTHORIZED {
             return Err(MpError::AuthFailed);
         }

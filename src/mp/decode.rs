@@ -1,6 +1,8 @@
 //! MP's loosely typed rows into our typed messages. Anything unexpected is
 //! [`MpError::Malformed`], never a panic; all-null rows are [`MpError::NullData`].
 
+use std::ops::RangeInclusive;
+
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone};
 use prost_types::Timestamp;
 
@@ -23,6 +25,10 @@ pub struct TopUp {
     pub renew_period: u32,
 }
 
+/// What a `google.protobuf.Timestamp` may hold: 0001-01-01 to 9999-12-31 UTC.
+/// chrono reads years up to ±262142, which clients' protobuf libraries reject.
+pub const TIMESTAMP_SECONDS: RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
 /// Reads MP's wall-clock times (`2025-03-07 17:11:21`), which carry no zone.
 #[derive(Debug, Clone, Copy)]
 pub struct MpClock {
@@ -38,6 +44,7 @@ impl MpClock {
             .ok()
             .and_then(|naive| self.zone.from_local_datetime(&naive).single())
             .or_else(|| DateTime::parse_from_rfc3339(raw).ok())
+            .filter(|t| TIMESTAMP_SECONDS.contains(&t.timestamp()))
             .ok_or_else(|| malformed(field, raw))?;
         Ok(Some(Timestamp {
             seconds: parsed.timestamp(),
@@ -60,6 +67,15 @@ fn parse_num<T: std::str::FromStr>(field: &str, raw: Option<&str>) -> Result<Opt
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|_| malformed(field, s)))
         .transpose()
+}
+
+/// A volume in MB: a finite, non-negative number (Rust would also read "NaN" or "inf").
+fn megabytes(field: &str, raw: Option<&str>) -> Result<f64, MpError> {
+    match parse_num::<f64>(field, raw)? {
+        None => Ok(0.0),
+        Some(mb) if mb.is_finite() && mb >= 0.0 => Ok(mb),
+        Some(_) => Err(malformed(field, raw.unwrap_or_default())),
+    }
 }
 
 fn required<T>(field: &str, value: Option<T>) -> Result<T, MpError> {
@@ -165,9 +181,8 @@ pub fn package_traffic(
     Ok(proto::PackageTraffic {
         eid: row.eid.unwrap_or_default(),
         package_code: row.package_code.unwrap_or_default(),
-        total_mb: parse_num("packageFlow", row.package_flow.as_deref())?.unwrap_or_default(),
-        used_mb: parse_num("packageUsedFlow", row.package_used_flow.as_deref())?
-            .unwrap_or_default(),
+        total_mb: megabytes("packageFlow", row.package_flow.as_deref())?,
+        used_mb: megabytes("packageUsedFlow", row.package_used_flow.as_deref())?,
         cycle: parse_num("cycle", row.cycle.as_deref())?.unwrap_or_default(),
         actual_start_time: clock.timestamp("actualStartTime", row.actual_start_time.as_deref())?,
         planned_end_time: clock.timestamp("plannedEndTime", row.planned_end_time.as_deref())?,
@@ -256,6 +271,50 @@ mod tests {
         assert_eq!(ts.seconds, 1_741_338_681);
         assert_eq!(clock().timestamp("t", None).unwrap(), None);
         assert!(clock().timestamp("t", Some("yesterday")).is_err());
+    }
+
+    #[test]
+    fn times_a_protobuf_timestamp_cannot_hold_are_malformed_not_a_panic() {
+        for raw in [
+            // Parses, but moving it to UTC leaves chrono's calendar.
+            "-262143-01-01 00:00:00",
+            // Valid for chrono, far past the 9999-12-31 that protobuf allows.
+            "+262142-12-31 23:59:59",
+            // 0001-01-01 07:59:59 at +08:00 is still year 0 in UTC.
+            "0001-01-01 07:59:59",
+        ] {
+            let got = clock().timestamp("t", Some(raw));
+            assert!(matches!(got, Err(MpError::Malformed(_))), "{raw}: {got:?}");
+        }
+        let last = clock().timestamp("t", Some("9999-12-31 23:59:59"));
+        assert_eq!(last.unwrap().unwrap().seconds, 253_402_300_799 - 8 * 3600);
+        let first = clock().timestamp("t", Some("0001-01-01 08:00:00"));
+        assert_eq!(first.unwrap().unwrap().seconds, -62_135_596_800);
+    }
+
+    #[test]
+    fn deeply_nested_data_is_an_error_not_a_stack_overflow() {
+        let body = format!(
+            r#"{{"code":200,"data":{}{}}}"#,
+            "[".repeat(5000),
+            "]".repeat(5000)
+        );
+        assert!(serde_json::from_str::<wire::Envelope<serde_json::Value>>(&body).is_err());
+        let body = format!(
+            r#"{{"code":200,"data":[{{"eid":{}1{}}}]}}"#,
+            r#"{"a":"#.repeat(3000),
+            "}".repeat(3000)
+        );
+        assert!(serde_json::from_str::<wire::Envelope<Vec<wire::OrderStatusRow>>>(&body).is_err());
+    }
+
+    #[test]
+    fn traffic_volumes_must_be_finite_and_not_negative() {
+        assert_eq!(megabytes("f", Some("1024.50")).unwrap(), 1024.5);
+        assert_eq!(megabytes("f", None).unwrap(), 0.0);
+        for bad in ["NaN", "inf", "-inf", "-1", "1e400"] {
+            assert!(megabytes("f", Some(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -66,14 +66,17 @@ async fn deliver_all(shared: Arc<Shared>, url: String, alarms: Vec<Alarm>) {
 /// POSTs one callback until the receiver answers 2xx or attempts run out.
 async fn deliver(http: &reqwest::Client, url: &str, body: &AlarmCallback) -> bool {
     let mut backoff = FIRST_BACKOFF;
+    // The query may hold the receiver's CALLBACK_TOKEN: never logged.
+    let shown = without_query(url);
     for attempt in 1..=ATTEMPTS {
         match http.post(url).json(body).send().await {
             Ok(response) if response.status().is_success() => return true,
             Ok(response) => {
-                tracing::warn!(%url, attempt, status = %response.status(), "sandbox alarm callback refused");
+                tracing::warn!(url = %shown, attempt, status = %response.status(), "sandbox alarm callback refused");
             }
             Err(error) => {
-                tracing::warn!(%url, attempt, %error, "sandbox alarm callback failed");
+                let error = error.without_url();
+                tracing::warn!(url = %shown, attempt, %error, "sandbox alarm callback failed");
             }
         }
         if attempt < ATTEMPTS {
@@ -84,6 +87,11 @@ async fn deliver(http: &reqwest::Client, url: &str, body: &AlarmCallback) -> boo
     false
 }
 
+/// `url` without its query string, for logs.
+fn without_query(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(base, _)| base)
+}
+
 fn callback(alarm: Alarm) -> AlarmCallback {
     AlarmCallback {
         eid: alarm.eid,
@@ -91,5 +99,19 @@ fn callback(alarm: Alarm) -> AlarmCallback {
         order_code: alarm.order_code,
         package_used_rate: format!("{}%", alarm.threshold),
         request_id: uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_logged_callback_url_has_no_token() {
+        assert_eq!(
+            without_query("http://127.0.0.1:8080/mp/alarm-callback?token=s3cret"),
+            "http://127.0.0.1:8080/mp/alarm-callback"
+        );
+        assert_eq!(without_query("http://gw/cb"), "http://gw/cb");
     }
 }

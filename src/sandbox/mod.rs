@@ -160,6 +160,12 @@ impl Sandbox {
         self.inner.shared.stats.last_request_id(endpoint)
     }
 
+    /// The value of header `name` on the last authenticated call to
+    /// `endpoint`; `None` if there was no such call or header (or it is not text).
+    pub fn last_header(&self, endpoint: &str, name: &str) -> Option<String> {
+        self.inner.shared.stats.last_header(endpoint, name)
+    }
+
     /// Sets (or with `None` clears) the fault every following request gets.
     pub fn set_fault(&self, fault: Option<Fault>) {
         *lock(&self.inner.shared.fault) = fault.map(|fault| InjectedFault {

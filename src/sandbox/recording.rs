@@ -46,7 +46,9 @@ pub(crate) async fn record_call(
     };
     let request_id = body_request_id(&bytes).or_else(|| query_request_id(parts.uri.query()));
     if let Some(endpoint) = endpoint_of(parts.uri.path()) {
-        shared.stats.record_call(endpoint, request_id.clone());
+        shared
+            .stats
+            .record_call(endpoint, request_id.clone(), &parts.headers);
     }
     let mut request = Request::from_parts(parts, Body::from(bytes));
     request.extensions_mut().insert(RequestId(request_id));

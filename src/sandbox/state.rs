@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use axum::http::HeaderMap;
+
 use super::orders::OrderBook;
 use super::{Fault, SandboxConfig};
 
@@ -74,6 +76,7 @@ pub(crate) struct Stats {
 struct EndpointStats {
     calls: u64,
     last_request_id: Option<String>,
+    last_headers: HeaderMap,
 }
 
 impl Stats {
@@ -105,12 +108,13 @@ impl Stats {
         self.alarms_delivered.load(Ordering::Relaxed)
     }
 
-    /// Notes an authenticated call and the requestId it carried (or none).
-    pub fn record_call(&self, endpoint: &str, request_id: Option<String>) {
+    /// Notes an authenticated call, the requestId it carried (or none) and its headers.
+    pub fn record_call(&self, endpoint: &str, request_id: Option<String>, headers: &HeaderMap) {
         let mut endpoints = lock(&self.endpoints);
         let stats = endpoints.entry(endpoint.to_owned()).or_default();
         stats.calls += 1;
         stats.last_request_id = request_id;
+        stats.last_headers = headers.clone();
     }
 
     pub fn calls(&self, endpoint: &str) -> u64 {
@@ -121,6 +125,12 @@ impl Stats {
         lock(&self.endpoints)
             .get(endpoint)
             .and_then(|s| s.last_request_id.clone())
+    }
+
+    pub fn last_header(&self, endpoint: &str, name: &str) -> Option<String> {
+        let endpoints = lock(&self.endpoints);
+        let value = endpoints.get(endpoint)?.last_headers.get(name)?;
+        value.to_str().ok().map(str::to_owned)
     }
 }
 

@@ -54,6 +54,7 @@ pub fn config_for(base_url: &str) -> Config {
         grpc_concurrency_limit_per_connection: 256,
         shutdown_grace: Duration::from_secs(2),
         log_format: LogFormat::Pretty,
+        otlp_endpoint: None,
         redis: None,
         alarm_bus: BusConfig {
             retention: 10_000,
@@ -248,6 +249,29 @@ impl OwnRedis {
         .await;
     }
 
+    /// Freezes it (SIGSTOP): connections stay open but nothing answers.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self
+            .server
+            .as_ref()
+            .and_then(|server| server.id())
+            .expect("redis-server is running");
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     /// Kills it (SIGKILL) and waits until it is gone.
     pub async fn kill(&mut self) {
         if let Some(mut server) = self.server.take() {
@@ -298,4 +322,33 @@ pub async fn counter(http_addr: SocketAddr, name: &str, labels: &str) -> f64 {
         })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// The sum of the samples of `name` on `/metrics` whose labels include every
+/// one of `labels` (each written as on the page, e.g. `code="OK"`).
+pub async fn metric(http_addr: SocketAddr, name: &str, labels: &[&str]) -> f64 {
+    let text = metrics_page(http_addr).await;
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, series_labels) = match series.split_once('{') {
+                Some((metric, rest)) => (metric, rest),
+                None => (series, ""),
+            };
+            (metric == name && labels.iter().all(|label| series_labels.contains(label)))
+                .then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+/// The text `/metrics` serves.
+pub async fn metrics_page(http_addr: SocketAddr) -> String {
+    mp_gateway::tls::install_crypto_provider();
+    reqwest::get(format!("http://{http_addr}/metrics"))
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("/metrics has a body")
 }

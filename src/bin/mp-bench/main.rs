@@ -14,8 +14,10 @@ mod alarm_load;
 mod alarm_relay;
 mod bare_relay;
 mod cpu;
+mod footprint;
 mod histogram;
 mod load;
+mod passthrough;
 mod product_cache;
 mod report;
 
@@ -39,6 +41,16 @@ const SCENARIOS: &[Scenario] = &[
         name: "product-cache",
         about: "ListProducts with a warm cache vs a minimal tonic server returning the same response",
         run: |options| Box::pin(product_cache::run(options)),
+    },
+    Scenario {
+        name: "passthrough",
+        about: "GetOrderStatus through the gateway vs the same signed REST call made directly",
+        run: |options| Box::pin(passthrough::run(options)),
+    },
+    Scenario {
+        name: "footprint",
+        about: "the release binary: start to SERVING, idle RSS, memory per idle alarm subscriber",
+        run: |options| Box::pin(footprint::run(options)),
     },
     Scenario {
         name: "alarm-relay",

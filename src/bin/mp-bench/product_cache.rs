@@ -19,7 +19,7 @@ use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 
 use crate::load::{self, Stats};
-use crate::report::{Section, Table};
+use crate::report::{Section, Table, median, micros};
 use crate::{BenchError, Options};
 
 /// Every call sends one, so both servers answer with the same bytes.
@@ -196,18 +196,4 @@ async fn start_ceiling(response: ListProductsResponse) -> Result<SocketAddr, Ben
         .serve_with_incoming(incoming);
     tokio::spawn(server);
     Ok(addr)
-}
-
-/// The middle value: one round disturbed by other work on the machine moves it little.
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
-fn micros(latency: Duration) -> String {
-    format!("{} µs", latency.as_micros())
 }

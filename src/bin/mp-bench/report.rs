@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 /// A markdown table.
 pub struct Table {
@@ -47,6 +48,8 @@ pub struct Section {
 pub struct Machine {
     cpus: usize,
     model: String,
+    /// The 1-minute load average at the start: how busy the machine was otherwise.
+    load: Option<String>,
 }
 
 impl Machine {
@@ -61,13 +64,20 @@ impl Machine {
                     .map(|(_, model)| model.trim().to_owned())
             })
             .unwrap_or_else(|| "unknown CPU".to_owned());
-        Self { cpus, model }
+        let load = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().map(str::to_owned));
+        Self { cpus, model, load }
     }
 }
 
 impl fmt::Display for Machine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} CPUs (nproc), {}", self.cpus, self.model)
+        write!(f, "{} CPUs (nproc), {}", self.cpus, self.model)?;
+        match &self.load {
+            Some(load) => write!(f, "; load average {load} at the start"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -98,7 +108,21 @@ pub fn update(
         (Some(from), Some(to)) if from < to => {
             format!("{}{body}{}", &existing[..from], &existing[to + end.len()..])
         }
-        _ => format!("{}\n{body}\n", existing.trim_end()),
+        _ => format!("{}\n\n{body}\n", existing.trim_end()),
     };
     std::fs::write(path, updated)
+}
+
+/// The middle value: one round disturbed by other work on the machine moves it little.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+pub fn micros(latency: Duration) -> String {
+    format!("{} µs", latency.as_micros())
 }

@@ -1,0 +1,64 @@
+//! The alarm relay's counters: callbacks in, alarms out to subscribers.
+
+use metrics::{counter, describe_counter, describe_gauge, gauge};
+
+pub const RECEIVED: &str = "mp_gateway_alarms_received_total";
+pub const DUPLICATES: &str = "mp_gateway_alarms_duplicates_total";
+pub const REJECTED: &str = "mp_gateway_alarms_rejected_total";
+pub const DELIVERED: &str = "mp_gateway_alarms_delivered_total";
+pub const SUBSCRIBERS: &str = "mp_gateway_alarm_subscribers";
+
+/// Registers the descriptions; call once the recorder is installed.
+pub fn describe() {
+    describe_counter!(
+        RECEIVED,
+        "Alarm callbacks from MP accepted into the bus as new alarms"
+    );
+    describe_counter!(
+        DUPLICATES,
+        "Alarm callbacks acknowledged as repeats of one already in the bus (not relayed again)"
+    );
+    describe_counter!(
+        REJECTED,
+        "Alarm callbacks refused (reason=unauthorized|malformed|unavailable)"
+    );
+    describe_counter!(
+        DELIVERED,
+        "Alarms sent to SubscribeAlarms streams (one per subscriber that gets it)"
+    );
+    describe_gauge!(SUBSCRIBERS, "Open SubscribeAlarms streams on this replica");
+}
+
+pub fn received() {
+    counter!(RECEIVED).increment(1);
+}
+
+pub fn duplicate() {
+    counter!(DUPLICATES).increment(1);
+}
+
+/// `reason`: unauthorized, malformed or unavailable.
+pub fn rejected(reason: &'static str) {
+    counter!(REJECTED, "reason" => reason).increment(1);
+}
+
+pub fn delivered() {
+    counter!(DELIVERED).increment(1);
+}
+
+/// Counts an open subscriber stream until dropped.
+#[derive(Debug)]
+pub struct Subscriber(());
+
+impl Subscriber {
+    pub fn open() -> Self {
+        gauge!(SUBSCRIBERS).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        gauge!(SUBSCRIBERS).decrement(1.0);
+    }
+}

@@ -1,0 +1,427 @@
+//! One record per gRPC call, as a tower layer outside every other (so it sees
+//! calls that auth refuses too): a `rpc` span (parented on the caller's W3C
+//! trace context), `mp_gateway_grpc_requests_total{method,code}`,
+//! `mp_gateway_grpc_request_duration_seconds{method}` and one `rpc finished`
+//! log line with method, code, latency and the request id.
+//!
+//! The final status is in the response headers (a trailers-only error) or in
+//! the body's trailers, so the response body is wrapped to read it; a body
+//! dropped before its end is a call the client cancelled.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http::{HeaderMap, Request, Response};
+use http_body::{Body as _, Frame, SizeHint};
+use metrics::{counter, describe_counter, describe_histogram, histogram};
+use prost::Message as _;
+use tonic::Code;
+use tonic::body::Body;
+use tower::{Layer, Service};
+use tracing::Instrument as _;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::domain::{FieldViolation, RequestId};
+
+pub const REQUESTS: &str = "mp_gateway_grpc_requests_total";
+pub const DURATION: &str = "mp_gateway_grpc_request_duration_seconds";
+
+/// The `method` label of calls to methods the gateway does not serve, so
+/// that made-up paths cannot create series without end.
+const UNKNOWN_METHOD: &str = "unknown";
+/// Probes and tools (grpcurl asks reflection before every call) call these
+/// often; their `rpc finished` lines are DEBUG, not INFO.
+const QUIET_PREFIXES: &[&str] = &[
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+/// Registers the descriptions; call once the recorder is installed.
+pub fn describe() {
+    describe_counter!(
+        REQUESTS,
+        "gRPC calls finished, by method and status code (code=OK|INVALID_ARGUMENT|...)"
+    );
+    describe_histogram!(
+        DURATION,
+        metrics::Unit::Seconds,
+        "gRPC call latency by method, until the last response byte (a stream: its whole life)"
+    );
+}
+
+tokio::task_local! {
+    /// The call being handled, for [`request_id`].
+    static CURRENT: Arc<Note>;
+}
+
+/// What a handler tells the layer about its call.
+#[derive(Debug)]
+struct Note {
+    span: tracing::Span,
+    request_id: Mutex<Option<String>>,
+}
+
+/// Parses a request's `request_id` (generating one when empty) and, when it
+/// is valid, records it on the current call's span and `rpc finished` line.
+pub fn request_id(raw: &str) -> Result<RequestId, FieldViolation> {
+    let parsed = RequestId::parse_or_generate(raw);
+    if let Ok(id) = &parsed {
+        let _ = CURRENT.try_with(|note| {
+            note.span.record("request_id", id.as_str());
+            *note
+                .request_id
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(id.as_str().to_owned());
+        });
+    }
+    parsed
+}
+
+/// The methods the server has, as `package.Service/Method`.
+#[derive(Debug, Clone, Default)]
+pub struct KnownMethods(Arc<HashSet<String>>);
+
+impl KnownMethods {
+    /// Every method of every service in these encoded `FileDescriptorSet`s
+    /// (an undecodable set adds nothing).
+    pub fn from_descriptor_sets(sets: &[&[u8]]) -> Self {
+        let mut methods = HashSet::new();
+        for set in sets {
+            let Ok(set) = prost_types::FileDescriptorSet::decode(*set) else {
+                continue;
+            };
+            for file in set.file {
+                let package = file.package.unwrap_or_default();
+                for service in file.service {
+                    let service_name = service.name.unwrap_or_default();
+                    for method in service.method {
+                        let method = method.name.unwrap_or_default();
+                        methods.insert(if package.is_empty() {
+                            format!("{service_name}/{method}")
+                        } else {
+                            format!("{package}.{service_name}/{method}")
+                        });
+                    }
+                }
+            }
+        }
+        Self(Arc::new(methods))
+    }
+
+    /// The `method` label for a request path like `/pkg.Service/Method`.
+    fn label(&self, path: &str) -> Arc<str> {
+        let method = path.strip_prefix('/').unwrap_or(path);
+        Arc::from(if self.0.contains(method) {
+            method
+        } else {
+            UNKNOWN_METHOD
+        })
+    }
+}
+
+/// Observes every call to the services it wraps.
+#[derive(Debug, Clone)]
+pub struct ObserveLayer {
+    methods: KnownMethods,
+}
+
+impl ObserveLayer {
+    pub fn new(methods: KnownMethods) -> Self {
+        Self { methods }
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe {
+            inner,
+            methods: self.methods.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Observe<S> {
+    inner: S,
+    methods: KnownMethods,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Observe<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<tonic::codegen::StdError>,
+{
+    type Response = Response<ObservedBody>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let rpc = Rpc::start(&request, &self.methods);
+        let note = rpc.note.clone();
+        let span = rpc.note.span.clone();
+        let response = span.in_scope(|| self.inner.call(request));
+        Box::pin(async move {
+            let mut rpc = rpc;
+            match CURRENT.scope(note, response.instrument(span)).await {
+                Ok(response) => Ok(rpc.watch(response)),
+                Err(error) => {
+                    // The server could not answer at all (a transport failure).
+                    rpc.finish(Code::Unknown);
+                    Err(error)
+                }
+            }
+        })
+    }
+}
+
+/// One call in flight. Finishes once: with the status the response carries,
+/// or as CANCELLED if it is dropped before the status was seen.
+struct Rpc {
+    method: Arc<str>,
+    quiet: bool,
+    started: Instant,
+    note: Arc<Note>,
+    finished: bool,
+}
+
+impl Rpc {
+    fn start<B>(request: &Request<B>, methods: &KnownMethods) -> Self {
+        let path = request.uri().path();
+        let method = methods.label(path);
+        let span = tracing::info_span!(
+            "rpc",
+            otel.name = %method,
+            otel.kind = "server",
+            otel.status_code = Empty,
+            rpc.system = "grpc",
+            method = %method,
+            request_id = Empty,
+            code = Empty,
+        );
+        // Before the span is entered, or it would start its own trace.
+        let _ = span.set_parent(crate::telemetry::remote_context(request.headers()));
+        Self {
+            quiet: QUIET_PREFIXES.iter().any(|prefix| path.starts_with(prefix)),
+            method,
+            started: Instant::now(),
+            note: Arc::new(Note {
+                span,
+                request_id: Mutex::new(None),
+            }),
+            finished: false,
+        }
+    }
+
+    /// Finishes now if the headers carry the status (trailers-only), else
+    /// hands the call to the body, which finishes it at the trailers.
+    fn watch<B>(mut self, response: Response<B>) -> Response<ObservedBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<tonic::codegen::StdError>,
+    {
+        let (parts, body) = response.into_parts();
+        let body = Body::new(body);
+        if let Some(code) = grpc_status(&parts.headers) {
+            self.finish(code);
+        } else if body.is_end_stream() {
+            // Not a gRPC answer: no status will follow.
+            self.finish(Code::Unknown);
+        }
+        Response::from_parts(
+            parts,
+            ObservedBody {
+                inner: body,
+                rpc: Some(self),
+            },
+        )
+    }
+
+    fn finish(&mut self, code: Code) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        let code_name = code_name(code);
+        let method = self.method.to_string();
+        counter!(REQUESTS, "method" => method.clone(), "code" => code_name).increment(1);
+        histogram!(DURATION, "method" => method).record(elapsed.as_secs_f64());
+
+        let span = &self.note.span;
+        span.record("code", code_name);
+        span.record(
+            "otel.status_code",
+            if is_server_error(code) { "error" } else { "ok" },
+        );
+        let request_id = self
+            .note
+            .request_id
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        let _in_span = span.enter();
+        macro_rules! rpc_finished {
+            ($level:ident) => {
+                tracing::$level!(
+                    method = %self.method,
+                    code = code_name,
+                    latency_ms,
+                    request_id = request_id.as_deref(),
+                    "rpc finished"
+                )
+            };
+        }
+        if self.quiet {
+            rpc_finished!(debug);
+        } else {
+            rpc_finished!(info);
+        }
+    }
+}
+
+impl Drop for Rpc {
+    fn drop(&mut self) {
+        self.finish(Code::Cancelled);
+    }
+}
+
+/// A response body that finishes its call at the trailers (or as CANCELLED
+/// when dropped before them). The call's span is entered while it is polled,
+/// so a stream's work is traced under its call.
+pub struct ObservedBody {
+    inner: Body,
+    rpc: Option<Rpc>,
+}
+
+impl ObservedBody {
+    fn finish(&mut self, code: Code) {
+        if let Some(mut rpc) = self.rpc.take() {
+            rpc.finish(code);
+        }
+    }
+}
+
+impl http_body::Body for ObservedBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let span = self.rpc.as_ref().map(|rpc| rpc.note.span.clone());
+        let _in_span = span.as_ref().map(tracing::Span::enter);
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
+                    self.finish(code);
+                }
+            }
+            Poll::Ready(Some(Err(status))) => self.finish(status.code()),
+            // The end without trailers: no status was sent.
+            Poll::Ready(None) => self.finish(Code::Unknown),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn grpc_status(headers: &HeaderMap) -> Option<Code> {
+    headers
+        .get("grpc-status")
+        .map(|value| Code::from_bytes(value.as_bytes()))
+}
+
+/// The status code's name as the gRPC spec writes it (`INVALID_ARGUMENT`).
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// The codes OpenTelemetry counts as a server span's error.
+fn is_server_error(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_served_methods_get_their_own_label() {
+        let methods = KnownMethods::from_descriptor_sets(&[
+            crate::proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+        ]);
+        assert_eq!(
+            &*methods.label("/linksfield.mp.v1.OrderService/CreateOrder"),
+            "linksfield.mp.v1.OrderService/CreateOrder"
+        );
+        assert_eq!(
+            &*methods.label("/grpc.health.v1.Health/Check"),
+            "grpc.health.v1.Health/Check"
+        );
+        assert_eq!(
+            &*methods.label("/linksfield.mp.v1.OrderService/Nope"),
+            UNKNOWN_METHOD
+        );
+        assert_eq!(&*methods.label("/random/path"), UNKNOWN_METHOD);
+    }
+
+    #[test]
+    fn status_codes_are_named_as_the_grpc_spec_names_them() {
+        assert_eq!(code_name(Code::InvalidArgument), "INVALID_ARGUMENT");
+        assert_eq!(code_name(Code::from_bytes(b"16")), "UNAUTHENTICATED");
+        assert_eq!(grpc_status(&HeaderMap::new()), None);
+    }
+}

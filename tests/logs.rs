@@ -1,0 +1,302 @@
+//! The real binary's log: JSON lines, one `rpc finished` line per gRPC call
+//! (method, code, latency, request id), and never a secret, whatever the
+//! calls and callbacks it served.
+mod support;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mp_gateway::proto::order_service_client::OrderServiceClient;
+use mp_gateway::proto::product_service_client::ProductServiceClient;
+use mp_gateway::proto::{CreateOrderRequest, GetOrderStatusRequest, ListProductsRequest};
+use serde_json::{Value, json};
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+const MP_SECRET_KEY: &str = "mp-secret-key-never-logged";
+const MP_ACCESS_KEY: &str = "mp-access-key-never-logged";
+const CALLBACK_TOKEN: &str = "callback-token-never-logged";
+const GRPC_TOKEN: &str = "grpc-token-never-logged";
+const OTHER_GRPC_TOKEN: &str = "second-grpc-token-never-logged";
+const REDIS_PASSWORD: &str = "pw-secret";
+const SECRETS: &[&str] = &[
+    MP_SECRET_KEY,
+    MP_ACCESS_KEY,
+    CALLBACK_TOKEN,
+    GRPC_TOKEN,
+    OTHER_GRPC_TOKEN,
+    REDIS_PASSWORD,
+];
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The binary in sandbox mode with every secret set, logging JSON (our
+/// crate at DEBUG, so the quieter lines are checked too) into `log`.
+fn start_gateway(grpc: u16, http: u16, log: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mp-gateway"))
+        .arg("--sandbox")
+        .env("GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+        .env("HTTP_ADDR", format!("127.0.0.1:{http}"))
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info,mp_gateway=debug")
+        .env("SHUTDOWN_GRACE_SECS", "3")
+        .env("MP_SECRET_KEY", MP_SECRET_KEY)
+        .env("MP_ACCESS_KEY", MP_ACCESS_KEY)
+        .env("CALLBACK_TOKEN", CALLBACK_TOKEN)
+        .env(
+            "GRPC_AUTH_TOKENS",
+            format!("{GRPC_TOKEN},{OTHER_GRPC_TOKEN}"),
+        )
+        .env(
+            "REDIS_URL",
+            format!("redis://:{REDIS_PASSWORD}@127.0.0.1:6379"),
+        )
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(Stdio::from(
+            std::fs::File::create(log).expect("log file can be created"),
+        ))
+        .stderr(Stdio::from(
+            std::fs::File::create(log.with_extension("stderr")).expect("stderr file"),
+        ))
+        .spawn()
+        .expect("binary starts")
+}
+
+async fn wait_until_ready(http: SocketAddr) {
+    mp_gateway::tls::install_crypto_provider();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = reqwest::get(format!("http://{http}/readyz"))
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
+        if status == 200 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not ready within 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn stop(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while child.try_wait().expect("wait works").is_none() {
+        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse().expect("ASCII header");
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+/// One gRPC call the test made, and what its log line must say.
+struct Made {
+    method: &'static str,
+    code: Code,
+    /// `None` when the call never reached a handler (refused by auth).
+    request_id: Option<String>,
+}
+
+/// Makes calls of every kind: allowed and refused, OK and failing.
+async fn make_calls(channel: Channel) -> Vec<Made> {
+    let mut made = Vec::new();
+    let id = |what: &str| format!("logs-{what}-{}", uuid::Uuid::new_v4().simple());
+    let mut products = ProductServiceClient::new(channel.clone());
+    let mut orders = OrderServiceClient::new(channel.clone());
+
+    let list_id = id("list");
+    let list = ListProductsRequest {
+        request_id: list_id.clone(),
+        ..Default::default()
+    };
+    let answer = products
+        .list_products(with_token(list.clone(), Some(GRPC_TOKEN)))
+        .await;
+    made.push(Made {
+        method: "linksfield.mp.v1.ProductService/ListProducts",
+        code: answer
+            .as_ref()
+            .map_or_else(tonic::Status::code, |_| Code::Ok),
+        request_id: Some(list_id),
+    });
+    for token in [None, Some("not-a-token")] {
+        let refused = products
+            .list_products(with_token(list.clone(), token))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated);
+        made.push(Made {
+            method: "linksfield.mp.v1.ProductService/ListProducts",
+            code: Code::Unauthenticated,
+            request_id: None,
+        });
+    }
+
+    for (what, order_code, code) in [
+        ("unknown", "ORDER_NOBODY_KNOWS", Code::NotFound),
+        ("invalid", "", Code::InvalidArgument),
+    ] {
+        let request_id = id(what);
+        let request = GetOrderStatusRequest {
+            order_code: order_code.into(),
+            request_id: request_id.clone(),
+        };
+        let failed = orders
+            .get_order_status(with_token(request, Some(OTHER_GRPC_TOKEN)))
+            .await
+            .unwrap_err();
+        assert_eq!(failed.code(), code, "{failed:?}");
+        made.push(Made {
+            method: "linksfield.mp.v1.OrderService/GetOrderStatus",
+            code,
+            request_id: Some(request_id),
+        });
+    }
+
+    // Its idempotency record needs Redis, which refuses the password: any
+    // answer will do, the line must name it.
+    let order_id = id("order");
+    let order = CreateOrderRequest {
+        product_id: 5,
+        request_id: order_id.clone(),
+        ..Default::default()
+    };
+    let answer = orders
+        .create_order(with_token(order, Some(GRPC_TOKEN)))
+        .await;
+    made.push(Made {
+        method: "linksfield.mp.v1.OrderService/CreateOrder",
+        code: answer
+            .as_ref()
+            .map_or_else(tonic::Status::code, |_| Code::Ok),
+        request_id: Some(order_id),
+    });
+
+    let mut health = HealthClient::new(channel);
+    health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health answers without a token");
+    made.push(Made {
+        method: "grpc.health.v1.Health/Check",
+        code: Code::Ok,
+        request_id: None,
+    });
+    made
+}
+
+/// A callback with the right token and one with a wrong token.
+async fn post_callbacks(http: SocketAddr) {
+    let client = reqwest::Client::new();
+    let body = json!({
+        "eid": "89049032000001000000128255728753",
+        "packageCode": "LP14230831004073",
+        "orderCode": "ORDER_LOGS",
+        "packageUsedRate": "53%",
+        "requestId": uuid::Uuid::new_v4().to_string(),
+    });
+    for token in [CALLBACK_TOKEN, "wrong-token"] {
+        client
+            .post(format!("http://{http}/mp/alarm-callback?token={token}"))
+            .json(&body)
+            .send()
+            .await
+            .expect("the callback endpoint answers");
+    }
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_log_is_json_with_one_line_per_rpc_and_no_secret() {
+    let (grpc, http) = (free_port(), free_port());
+    let log = std::env::temp_dir().join(format!("mp-gateway-logs-{}.log", uuid::Uuid::new_v4()));
+    let child = start_gateway(grpc, http, &log);
+    let http_addr = SocketAddr::from(([127, 0, 0, 1], http));
+    wait_until_ready(http_addr).await;
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
+        .expect("valid URI")
+        .connect()
+        .await
+        .expect("gRPC port accepts");
+    let made = make_calls(channel).await;
+    post_callbacks(http_addr).await;
+    stop(child);
+
+    let stdout = std::fs::read_to_string(&log).expect("log file");
+    let stderr = std::fs::read_to_string(log.with_extension("stderr")).expect("stderr file");
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(log.with_extension("stderr"));
+    for secret in SECRETS {
+        assert!(
+            !stdout.contains(secret),
+            "stdout shows {secret:?}:\n{stdout}"
+        );
+        assert!(
+            !stderr.contains(secret),
+            "stderr shows {secret:?}:\n{stderr}"
+        );
+    }
+    let lines = json_lines(&stdout);
+    assert!(
+        lines.iter().any(|l| l["message"] == "stopped"),
+        "the log runs to the end:\n{stdout}"
+    );
+    let finished: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "rpc finished")
+        .collect();
+    assert_eq!(finished.len(), made.len(), "{finished:#?}");
+    for call in &made {
+        let code = mp_gateway::api::observe::code_name(call.code);
+        let matching: Vec<&&Value> = finished
+            .iter()
+            .filter(|l| {
+                l["method"] == call.method
+                    && l["code"] == code
+                    && l["request_id"].as_str() == call.request_id.as_deref()
+            })
+            .collect();
+        let expected = made
+            .iter()
+            .filter(|m| {
+                m.method == call.method && m.code == call.code && m.request_id == call.request_id
+            })
+            .count();
+        assert_eq!(
+            matching.len(),
+            expected,
+            "{} {code} {:?} in {finished:#?}",
+            call.method,
+            call.request_id
+        );
+        for line in matching {
+            assert!(line["latency_ms"].as_f64().is_some(), "{line}");
+        }
+    }
+}

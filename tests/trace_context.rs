@@ -1,0 +1,60 @@
+//! W3C trace context: a caller's `traceparent` makes the gateway's spans
+//! part of its trace, and MP gets the trace (as `traceparent`) on every call.
+mod support;
+
+use mp_gateway::config::LogFormat;
+use mp_gateway::proto::GetOrderStatusRequest;
+use support::gateway_with_sandbox;
+
+const CALLER_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
+
+/// `traceparent` is `version-traceid-parentid-flags`.
+fn parts(traceparent: &str) -> Vec<String> {
+    traceparent.split('-').map(str::to_owned).collect()
+}
+
+async fn order_status_with(traceparent: Option<&str>) -> Option<String> {
+    // The subscriber (with its OpenTelemetry layer) is process-wide; later calls are no-ops.
+    mp_gateway::telemetry::init(LogFormat::Json, None);
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let mut request = tonic::Request::new(GetOrderStatusRequest {
+        order_code: "ORDER_TRACED".into(),
+        ..Default::default()
+    });
+    if let Some(traceparent) = traceparent {
+        let value = traceparent.parse().expect("ASCII header");
+        request.metadata_mut().insert("traceparent", value);
+    }
+    // Unknown order: NOT_FOUND, but MP was called.
+    let _ = gateway.orders().get_order_status(request).await;
+    assert_eq!(sandbox.calls("queryOrderStatus"), 1);
+    sandbox.last_header("queryOrderStatus", "traceparent")
+}
+
+#[tokio::test]
+async fn the_callers_trace_id_reaches_mp_in_traceparent() {
+    let incoming = format!("00-{CALLER_TRACE_ID}-{CALLER_SPAN_ID}-01");
+    let sent = order_status_with(Some(&incoming))
+        .await
+        .expect("MP gets a traceparent");
+    let sent = parts(&sent);
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    assert_eq!(sent[1], CALLER_TRACE_ID, "same trace: {sent:?}");
+    assert_ne!(
+        sent[2], CALLER_SPAN_ID,
+        "the gateway's own span is MP's parent"
+    );
+    assert_eq!(sent[3], "01", "still sampled");
+}
+
+#[tokio::test]
+async fn a_call_without_trace_context_starts_a_trace_mp_joins() {
+    let sent = order_status_with(None)
+        .await
+        .expect("MP gets a traceparent");
+    let sent = parts(&sent);
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    assert_ne!(sent[1], "0".repeat(32), "a real trace id: {sent:?}");
+    assert_ne!(sent[1], CALLER_TRACE_ID);
+}
