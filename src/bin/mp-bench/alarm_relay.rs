@@ -29,14 +29,12 @@ use crate::cpu::{CpuMeter, CpuUse};
 use crate::report::{Section, Table};
 use crate::{BenchError, Options};
 
-/// Subscribers per latency row.
-const SUBSCRIBERS: &[usize] = &[1, 100, 1000];
 /// Callbacks/s of the latency rows (at 1,000 subscribers: 250,000 deliveries/s).
 const RATE: u32 = 250;
 /// Rounds per latency row; each system sends for `--seconds / ROUNDS` per round.
-const ROUNDS: u32 = 2;
+const ROUNDS: u32 = 4;
 /// Unmeasured sending at the start of each round.
-const WARMUP: Duration = Duration::from_millis(500);
+const WARMUP: Duration = Duration::from_millis(250);
 /// How long the deliveries of a round may trail its last callback.
 const DRAIN: Duration = Duration::from_secs(3);
 /// Closed-loop senders of the throughput rows.
@@ -242,7 +240,8 @@ async fn measure(
 
     let per_round = options.measured() / ROUNDS;
     let mut latency = Vec::new();
-    for &subscribers in SUBSCRIBERS {
+    for &subscribers in &options.subscribers {
+        let subscribers = subscribers.max(1);
         let row = measure_latency(&systems, &http, clock, subscribers, per_round).await?;
         let row = LatencyRow {
             cpu: cpu.lap().await,
@@ -644,7 +643,11 @@ fn section(
         notes,
         "Client, servers and Redis share the machine's cores; CPU use (cores, averaged) per phase:\n"
     );
-    let _ = writeln!(notes, "- redis-benchmark: {}", cpu_note(xadd_cpu));
+    let _ = writeln!(
+        notes,
+        "- redis-benchmark (its client counted as this process): {}",
+        cpu_note(xadd_cpu)
+    );
     for (name, row) in names.iter().zip(throughput) {
         let _ = writeln!(
             notes,

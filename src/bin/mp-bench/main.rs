@@ -81,6 +81,9 @@ struct Options {
     /// Concurrent clients, one row each.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     clients: Vec<usize>,
+    /// alarm-relay: subscribers, one latency row each.
+    #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+    subscribers: Vec<usize>,
     /// Redis for the scenarios that need one (alarm-relay); they use keys
     /// under a fresh prefix and delete them at the end.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
