@@ -671,21 +671,26 @@ fn section(
             drains.join(" / ")
         );
     }
-    let busiest = xadd_cpu
+    let others: Vec<f64> = xadd_cpu
         .iter()
         .chain(throughput.iter().filter_map(|r| r.cpu.as_ref()))
         .chain(latency.iter().filter_map(|r| r.cpu.as_ref()))
         .map(|c| c.others)
-        .fold(0.0_f64, f64::max);
-    let _ = writeln!(
-        notes,
-        "\nOther processes used at most {busiest:.2} cores in any phase{}.",
-        if busiest > 0.25 {
-            ": the machine was busy, so absolute numbers are low and noisy; compare within a row"
-        } else {
-            " (the machine was quiet)"
-        }
-    );
+        .collect();
+    let least = others.iter().copied().fold(f64::INFINITY, f64::min);
+    let most = others.iter().copied().fold(0.0_f64, f64::max);
+    if !others.is_empty() {
+        let _ = writeln!(
+            notes,
+            "\nOther processes used {least:.2}–{most:.2} cores per phase{}",
+            if most > 0.25 {
+                ": the machine was busy (others take whatever this run leaves idle), so \
+                 absolute numbers are low and noisy; compare within a row."
+            } else {
+                " (the machine was quiet)."
+            }
+        );
+    }
     Section {
         title: "alarm-relay: MP callbacks to SubscribeAlarms streams across two replicas (Redis)"
             .into(),
