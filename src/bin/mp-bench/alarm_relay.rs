@@ -589,7 +589,7 @@ fn section(
          (each POST in its own task), to the two replicas in turn; subscribers half on each \
          replica (a single one on the second), over at most 8 HTTP/2 connections per \
          replica. Each row: {ROUNDS} rounds per system, systems taking turns, each round \
-         {:.1} s warm-up then {:.1} s measured, then up to {:.0} s for the deliveries to \
+         {:.2} s warm-up then {:.2} s measured, then up to {:.0} s for the deliveries to \
          finish; p50/p99 are over every delivery of a measured callback. \"achieved\" is \
          deliveries per second from a round's first callback to its last delivery (below \
          the offered rate when deliveries trail the callbacks: the system or the client \
@@ -619,7 +619,7 @@ fn section(
     let _ = writeln!(
         notes,
         "**Throughput** ({SENDERS} closed-loop HTTP/1.1 keep-alive senders to replica A for \
-         {:.1} s after {:.1} s warm-up; callbacks/s counts 200s in the measured window, the \
+         {:.1} s after {:.2} s warm-up; callbacks/s counts 200s in the measured window, the \
          other columns the whole run; one subscriber — on replica B, or on A for the bare \
          relay whose replicas share nothing — counts every alarm, given up to {:.0} s after \
          the senders stop):\n\n{accept}",
