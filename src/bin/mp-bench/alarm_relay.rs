@@ -29,14 +29,12 @@ use crate::cpu::{CpuMeter, CpuUse};
 use crate::report::{Section, Table};
 use crate::{BenchError, Options};
 
-/// Subscribers per latency row.
-const SUBSCRIBERS: &[usize] = &[1, 100, 1000];
 /// Callbacks/s of the latency rows (at 1,000 subscribers: 250,000 deliveries/s).
 const RATE: u32 = 250;
 /// Rounds per latency row; each system sends for `--seconds / ROUNDS` per round.
-const ROUNDS: u32 = 2;
+const ROUNDS: u32 = 4;
 /// Unmeasured sending at the start of each round.
-const WARMUP: Duration = Duration::from_millis(500);
+const WARMUP: Duration = Duration::from_millis(250);
 /// How long the deliveries of a round may trail its last callback.
 const DRAIN: Duration = Duration::from_secs(3);
 /// Closed-loop senders of the throughput rows.
@@ -242,7 +240,8 @@ async fn measure(
 
     let per_round = options.measured() / ROUNDS;
     let mut latency = Vec::new();
-    for &subscribers in SUBSCRIBERS {
+    for &subscribers in &options.subscribers {
+        let subscribers = subscribers.max(1);
         let row = measure_latency(&systems, &http, clock, subscribers, per_round).await?;
         let row = LatencyRow {
             cpu: cpu.lap().await,
@@ -590,7 +589,7 @@ fn section(
          (each POST in its own task), to the two replicas in turn; subscribers half on each \
          replica (a single one on the second), over at most 8 HTTP/2 connections per \
          replica. Each row: {ROUNDS} rounds per system, systems taking turns, each round \
-         {:.1} s warm-up then {:.1} s measured, then up to {:.0} s for the deliveries to \
+         {:.2} s warm-up then {:.2} s measured, then up to {:.0} s for the deliveries to \
          finish; p50/p99 are over every delivery of a measured callback. \"achieved\" is \
          deliveries per second from a round's first callback to its last delivery (below \
          the offered rate when deliveries trail the callbacks: the system or the client \
@@ -620,7 +619,7 @@ fn section(
     let _ = writeln!(
         notes,
         "**Throughput** ({SENDERS} closed-loop HTTP/1.1 keep-alive senders to replica A for \
-         {:.1} s after {:.1} s warm-up; callbacks/s counts 200s in the measured window, the \
+         {:.1} s after {:.2} s warm-up; callbacks/s counts 200s in the measured window, the \
          other columns the whole run; one subscriber — on replica B, or on A for the bare \
          relay whose replicas share nothing — counts every alarm, given up to {:.0} s after \
          the senders stop):\n\n{accept}",
@@ -644,7 +643,11 @@ fn section(
         notes,
         "Client, servers and Redis share the machine's cores; CPU use (cores, averaged) per phase:\n"
     );
-    let _ = writeln!(notes, "- redis-benchmark: {}", cpu_note(xadd_cpu));
+    let _ = writeln!(
+        notes,
+        "- redis-benchmark (its client counted as this process): {}",
+        cpu_note(xadd_cpu)
+    );
     for (name, row) in names.iter().zip(throughput) {
         let _ = writeln!(
             notes,
@@ -668,21 +671,26 @@ fn section(
             drains.join(" / ")
         );
     }
-    let busiest = xadd_cpu
+    let others: Vec<f64> = xadd_cpu
         .iter()
         .chain(throughput.iter().filter_map(|r| r.cpu.as_ref()))
         .chain(latency.iter().filter_map(|r| r.cpu.as_ref()))
         .map(|c| c.others)
-        .fold(0.0_f64, f64::max);
-    let _ = writeln!(
-        notes,
-        "\nOther processes used at most {busiest:.2} cores in any phase{}.",
-        if busiest > 0.25 {
-            ": the machine was busy, so absolute numbers are low and noisy; compare within a row"
-        } else {
-            " (the machine was quiet)"
-        }
-    );
+        .collect();
+    let least = others.iter().copied().fold(f64::INFINITY, f64::min);
+    let most = others.iter().copied().fold(0.0_f64, f64::max);
+    if !others.is_empty() {
+        let _ = writeln!(
+            notes,
+            "\nOther processes used {least:.2}–{most:.2} cores per phase{}",
+            if most > 0.25 {
+                ": the machine was busy (others take whatever this run leaves idle), so \
+                 absolute numbers are low and noisy; compare within a row."
+            } else {
+                " (the machine was quiet)."
+            }
+        );
+    }
     Section {
         title: "alarm-relay: MP callbacks to SubscribeAlarms streams across two replicas (Redis)"
             .into(),

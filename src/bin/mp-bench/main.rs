@@ -43,11 +43,6 @@ const SCENARIOS: &[Scenario] = &[
         run: |options| Box::pin(product_cache::run(options)),
     },
     Scenario {
-        name: "alarm-relay",
-        about: "MP callbacks to SubscribeAlarms streams over two replicas sharing Redis vs bare relays (with and without Redis)",
-        run: |options| Box::pin(alarm_relay::run(options)),
-    },
-    Scenario {
         name: "passthrough",
         about: "GetOrderStatus through the gateway vs the same signed REST call made directly",
         run: |options| Box::pin(passthrough::run(options)),
@@ -56,6 +51,11 @@ const SCENARIOS: &[Scenario] = &[
         name: "footprint",
         about: "the release binary: start to SERVING, idle RSS, memory per idle alarm subscriber",
         run: |options| Box::pin(footprint::run(options)),
+    },
+    Scenario {
+        name: "alarm-relay",
+        about: "MP callbacks to SubscribeAlarms streams over two replicas sharing Redis vs bare relays (with and without Redis)",
+        run: |options| Box::pin(alarm_relay::run(options)),
     },
 ];
 
@@ -81,6 +81,9 @@ struct Options {
     /// Concurrent clients, one row each.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     clients: Vec<usize>,
+    /// alarm-relay: subscribers, one latency row each.
+    #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+    subscribers: Vec<usize>,
     /// Redis for the scenarios that need one (alarm-relay); they use keys
     /// under a fresh prefix and delete them at the end.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
