@@ -50,6 +50,7 @@ struct StreamState {
     subscription: Subscription,
     /// Counts this stream on the subscriber gauge while it lives.
     _gauge: metrics::Subscriber,
+    delivered: ::metrics::Counter,
     filter: AlarmFilter,
     shutdown: watch::Receiver<bool>,
     ended: bool,
@@ -70,6 +71,7 @@ pub fn alarm_stream(
     let state = StreamState {
         subscription,
         _gauge: metrics::Subscriber::open(),
+        delivered: metrics::delivered_counter(),
         filter,
         shutdown,
         ended: false,
@@ -86,7 +88,7 @@ pub fn alarm_stream(
             let item = match next {
                 Ok(alarm) if !state.filter.matches(&alarm) => continue,
                 Ok(alarm) => {
-                    metrics::delivered();
+                    state.delivered.increment(1);
                     Ok(response(&alarm))
                 }
                 Err(end) => {
