@@ -539,3 +539,28 @@ async fn sandbox_threshold_callbacks_reach_a_subscriber() {
     .collect();
     assert_eq!(percents, [53, 84, 100]);
 }
+
+/// Before the replica's stream reader knows where the stream ends, an alarm
+/// added could fall before its starting point and never be relayed: a new
+/// subscriber is refused with a status instead of being left with a silent gap.
+#[tokio::test]
+async fn a_subscriber_is_refused_while_the_stream_reader_cannot_reach_redis() {
+    let redis = shared_redis();
+    let unreachable = redis::Client::open(format!("redis://{}", support::closed_port().await))
+        .expect("valid URL");
+    let bus = mp_gateway::alarms::AlarmBus::redis(
+        redis.connection_manager().expect("connection manager"),
+        unreachable,
+        &redis.key_prefix,
+        config_for("http://127.0.0.1:9").alarm_bus,
+    );
+
+    let refused = timeout(WAIT, bus.subscribe(None))
+        .await
+        .expect("the bus answers in bounded time");
+    assert!(
+        matches!(refused, Err(mp_gateway::alarms::BusError::Unavailable(_))),
+        "expected UNAVAILABLE, got {:?}",
+        refused.map(|_| "a subscription")
+    );
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use redis::{AsyncConnectionConfig, Script};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::bus::{BusConfig, BusError, Published, Subscription};
@@ -21,6 +21,8 @@ use super::{Alarm, AlarmId, AlarmReport};
 const READ_BLOCK: Duration = Duration::from_secs(2);
 /// How long the reader waits to connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a new subscriber waits for the reader to know where the stream ends.
+const READER_START_WAIT: Duration = Duration::from_secs(2);
 const REPLAY_PAGE: usize = 1000;
 
 /// SET NX the dedup key; only if it was new, XADD. Returns the new id or nil.
@@ -37,6 +39,9 @@ pub struct RedisBus {
     stream_key: String,
     dedup_prefix: String,
     live: broadcast::Sender<Arc<Alarm>>,
+    /// True once the reader has a stream position: from then on every alarm
+    /// added reaches `live`.
+    reader_positioned: watch::Receiver<bool>,
     config: BusConfig,
     reader: JoinHandle<()>,
 }
@@ -62,13 +67,20 @@ impl RedisBus {
         // Keys are versioned: a change of the stored format gets new keys.
         let stream_key = format!("{key_prefix}:alarms:v1");
         let (live, _) = broadcast::channel(config.subscriber_buffer.max(1));
-        let reader = tokio::spawn(read_forever(client, stream_key.clone(), live.clone()));
+        let (positioned, reader_positioned) = watch::channel(false);
+        let reader = tokio::spawn(read_forever(
+            client,
+            stream_key.clone(),
+            live.clone(),
+            positioned,
+        ));
         Self {
             conn,
             publish: Script::new(PUBLISH_SCRIPT),
             dedup_prefix: format!("{key_prefix}:alarm-seen:v1:"),
             stream_key,
             live,
+            reader_positioned,
             config,
             reader,
         }
@@ -100,6 +112,9 @@ impl RedisBus {
     }
 
     pub async fn subscribe(&self, resume_after: Option<AlarmId>) -> Result<Subscription, BusError> {
+        // Until the reader knows where the stream ends, an alarm added now
+        // could fall before its starting point and never be relayed.
+        self.reader_started().await?;
         // Subscribe to live alarms first: anything added after the replay read
         // arrives live, and the overlap is skipped by id.
         let live = self.live.subscribe();
@@ -108,6 +123,19 @@ impl RedisBus {
             Some(after) => self.replay_after(after).await?,
         };
         Ok(Subscription::new(replay, live, resume_after))
+    }
+
+    async fn reader_started(&self) -> Result<(), BusError> {
+        let mut positioned = self.reader_positioned.clone();
+        match tokio::time::timeout(READER_START_WAIT, positioned.wait_for(|p| *p)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(BusError::Unavailable(
+                "the alarm stream reader stopped".into(),
+            )),
+            Err(_) => Err(BusError::Unavailable(
+                "the alarm stream reader has not reached Redis yet".into(),
+            )),
+        }
     }
 
     async fn replay_after(&self, after: AlarmId) -> Result<VecDeque<Arc<Alarm>>, BusError> {
@@ -167,12 +195,25 @@ fn decode(entry: &StreamId) -> Option<Alarm> {
 
 /// The replica's one reader: XREAD from the last id seen, fan out, repeat;
 /// reconnects with backoff, logging once per outage.
-async fn read_forever(client: redis::Client, key: String, live: broadcast::Sender<Arc<Alarm>>) {
+async fn read_forever(
+    client: redis::Client,
+    key: String,
+    live: broadcast::Sender<Arc<Alarm>>,
+    positioned: watch::Sender<bool>,
+) {
     let mut position: Option<String> = None;
     let mut outage = false;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let Err(error) = read_until_error(&client, &key, &live, &mut position, &mut outage).await;
+        let Err(error) = read_until_error(
+            &client,
+            &key,
+            &live,
+            &positioned,
+            &mut position,
+            &mut outage,
+        )
+        .await;
         if !outage {
             tracing::error!(%error, "alarm stream reader lost Redis; retrying");
             outage = true;
@@ -187,6 +228,7 @@ async fn read_until_error(
     client: &redis::Client,
     key: &str,
     live: &broadcast::Sender<Arc<Alarm>>,
+    positioned: &watch::Sender<bool>,
     position: &mut Option<String>,
     outage: &mut bool,
 ) -> redis::RedisResult<Infallible> {
@@ -213,6 +255,7 @@ async fn read_until_error(
                 .first()
                 .map_or_else(|| "0-0".to_owned(), |e| e.id.clone()),
         );
+        positioned.send_replace(true);
     }
     if *outage {
         tracing::info!("alarm stream reader reconnected to Redis");
