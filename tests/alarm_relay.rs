@@ -469,19 +469,23 @@ async fn a_stalled_subscriber_neither_delays_a_healthy_one_nor_misses_alarms_sil
 
 #[tokio::test]
 async fn shutdown_ends_open_alarm_streams_at_once_with_unavailable() {
-    let (mut gateway, _sandbox) = gateway_on(None).await;
+    let sandbox = start_sandbox().await;
+    let mut config = config_for(&sandbox.base_url());
+    // Long enough that "at once" and "after the grace period" cannot be confused.
+    config.shutdown_grace = Duration::from_secs(60);
+    let mut gateway = TestGateway::start(config).await;
     let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
     let stopping = gateway.begin_stop();
-    let status = timeout(Duration::from_secs(1), stream.message())
+    let status = timeout(WAIT, stream.message())
         .await
-        .expect("the stream ends within a second, not after the grace period")
+        .expect("the stream ends well within the grace period")
         .expect_err("the stream ends with a status");
     assert_eq!(status.code(), Code::Unavailable);
-    timeout(Duration::from_secs(2), stopping)
+    timeout(WAIT, stopping)
         .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+        .expect("the gateway stops without waiting out the grace period")
+        .expect("the server task completes")
+        .expect("the server stops cleanly");
 }
 
 #[tokio::test]
