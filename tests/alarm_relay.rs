@@ -568,3 +568,41 @@ async fn a_subscriber_is_refused_while_the_stream_reader_cannot_reach_redis() {
         refused.map(|_| "a subscription")
     );
 }
+
+/// Redis lost and back (empty, as a restarted cache-only Redis is): callbacks
+/// are refused meanwhile so MP retries them, and a stream opened before the
+/// outage gets the alarms accepted after it, without being reopened.
+#[tokio::test]
+async fn an_open_stream_survives_a_redis_restart_and_callbacks_meanwhile_are_refused() {
+    let mut redis = support::OwnRedis::start().await;
+    let sandbox = start_sandbox().await;
+    let config = support::config_with_redis(
+        &sandbox.base_url(),
+        &redis.url(),
+        &support::unique_prefix("alarm-outage"),
+    );
+    let gateway = TestGateway::start(config).await;
+    let client = http();
+    let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
+    let before = callback_body("ORDER_1", "53%", "before");
+    assert_eq!(post_callback(&client, &gateway, "", &before).await, 200);
+    assert_eq!(next_alarm(&mut stream).await.request_id, "before");
+
+    redis.kill().await;
+    let during = callback_body("ORDER_1", "84%", "during");
+    assert_eq!(
+        post_callback(&client, &gateway, "", &during).await,
+        503,
+        "not acknowledged: MP must retry it"
+    );
+
+    redis.restart().await;
+    // MP's retry: the same callback until it is acknowledged (it is stored once).
+    support::eventually(WAIT, "a callback is accepted again", || {
+        let (client, gateway, during) = (&client, &gateway, &during);
+        async move { post_callback(client, gateway, "", during).await == 200 }
+    })
+    .await;
+    assert_eq!(next_alarm(&mut stream).await.request_id, "during");
+    assert_quiet(&mut stream).await;
+}
