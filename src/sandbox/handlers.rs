@@ -7,8 +7,8 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use chrono::Utc;
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::catalogue::{self, PRODUCTS, Product};
 use super::errors::BusinessError;
@@ -32,11 +32,9 @@ pub(crate) async fn query_order_status(
     Extension(RequestId(id)): Id,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let result = order_code_in(query.as_deref()).map(|code| {
-        let order = lock(&shared.orders).get(&code, Utc::now());
+    query_order(&shared, id, query, |order, _| {
         vec![order.map_or_else(OrderStatusView::default, |order| status_view(&order))]
-    });
-    wire::reply(id, result)
+    })
 }
 
 /// `GET queryTraffic`
@@ -45,11 +43,9 @@ pub(crate) async fn query_traffic(
     Extension(RequestId(id)): Id,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let result = order_code_in(query.as_deref()).map(|code| {
-        let order = lock(&shared.orders).get(&code, Utc::now());
+    query_order(&shared, id, query, |order, _| {
         vec![order.map_or_else(TrafficView::default, |order| traffic_view(&order))]
-    });
-    wire::reply(id, result)
+    })
 }
 
 /// `GET v2/queryHistoryDailyTraffic`
@@ -58,12 +54,25 @@ pub(crate) async fn query_daily_traffic(
     Extension(RequestId(id)): Id,
     RawQuery(query): RawQuery,
 ) -> Response {
+    query_order(&shared, id, query, |order, now| {
+        order.map_or_else(DailyTrafficView::null, |order| daily_view(&order, now))
+    })
+}
+
+/// The three order queries: `orderCode` from the query string, the order as
+/// of now (`None` when unknown: MP answers null data), shown by `view`.
+fn query_order<T: Serialize>(
+    shared: &Shared,
+    request_id: Option<String>,
+    query: Option<String>,
+    view: impl FnOnce(Option<Order>, DateTime<Utc>) -> T,
+) -> Response {
     let result = order_code_in(query.as_deref()).map(|code| {
         let now = Utc::now();
         let order = lock(&shared.orders).get(&code, now);
-        order.map_or_else(DailyTrafficView::null, |order| daily_view(&order, now))
+        view(order, now)
     });
-    wire::reply(id, result)
+    wire::reply(request_id, result)
 }
 
 /// `GET v2/productList`
@@ -260,7 +269,7 @@ fn traffic_view(order: &Order) -> TrafficView {
     }
 }
 
-fn daily_view(order: &Order, now: chrono::DateTime<Utc>) -> DailyTrafficView {
+fn daily_view(order: &Order, now: DateTime<Utc>) -> DailyTrafficView {
     let daily_traffic = order
         .daily_bytes(now)
         .into_iter()
