@@ -325,18 +325,20 @@ impl http_body::Body for ObservedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let span = self.rpc.as_ref().map(|rpc| rpc.note.span.clone());
-        let _in_span = span.as_ref().map(tracing::Span::enter);
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let this = &mut *self;
+        let polled = {
+            let _in_span = this.rpc.as_ref().map(|rpc| rpc.note.span.enter());
+            Pin::new(&mut this.inner).poll_frame(cx)
+        };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
-                    self.finish(code);
+                    this.finish(code);
                 }
             }
-            Poll::Ready(Some(Err(status))) => self.finish(status.code()),
+            Poll::Ready(Some(Err(status))) => this.finish(status.code()),
             // The end without trailers: no status was sent.
-            Poll::Ready(None) => self.finish(Code::Unknown),
+            Poll::Ready(None) => this.finish(Code::Unknown),
             Poll::Pending => {}
         }
         polled
