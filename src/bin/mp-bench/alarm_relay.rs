@@ -33,6 +33,10 @@ use crate::{BenchError, Options};
 const RATE: u32 = 250;
 /// Rounds per latency row; each system sends for `--seconds / ROUNDS` per round.
 const ROUNDS: u32 = 4;
+/// Measured callbacks per latency row and system, at the least: p99 then rests
+/// on 30 or more tail samples even with one subscriber (at 1,000 callbacks a
+/// single late scheduling decided it, and the ratio swung 0.85–1.54 run to run).
+const MIN_LATENCY_CALLBACKS: u32 = 3000;
 /// Unmeasured sending at the start of each round.
 const WARMUP: Duration = Duration::from_millis(250);
 /// How long the deliveries of a round may trail its last callback.
@@ -238,7 +242,10 @@ async fn measure(
         throughput.push(row);
     }
 
-    let per_round = options.measured() / ROUNDS;
+    let per_round = options
+        .measured()
+        .max(Duration::from_secs(u64::from(MIN_LATENCY_CALLBACKS / RATE)))
+        / ROUNDS;
     let mut latency = Vec::new();
     for &subscribers in &options.subscribers {
         let subscribers = subscribers.max(1);
