@@ -19,6 +19,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::BenchError;
+use crate::gateway;
 use crate::histogram::Histogram;
 
 /// The run's time origin.
@@ -156,13 +157,7 @@ pub async fn subscribe(
             size / 2 + (size % 2) * (1 - replica)
         };
         for _ in 0..on_replica.min(CONNECTIONS_PER_REPLICA) {
-            let channel = Channel::from_shared(format!("http://{addr}"))
-                .map_err(|e| BenchError::Start(e.to_string()))?
-                .tcp_nodelay(true)
-                .connect()
-                .await
-                .map_err(|e| BenchError::Start(format!("cannot connect to {addr}: {e}")))?;
-            connections[replica].push(AlarmServiceClient::new(channel));
+            connections[replica].push(AlarmServiceClient::new(gateway::connect(*addr).await?));
         }
     }
     let tally = Arc::new(Tally::default());

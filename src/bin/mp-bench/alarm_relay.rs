@@ -19,13 +19,13 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use mp_gateway::app::Application;
-use mp_gateway::config::{Config, Settings};
+use mp_gateway::config::Settings;
 use tokio::sync::oneshot;
 
 use crate::alarm_load::{self, Accepted, Clock, Fanout, Fleet, Sent, Tally};
 use crate::bare_relay::{self, BareReplica, RedisLog};
 use crate::cpu::{CpuMeter, CpuUse};
+use crate::gateway;
 use crate::report::{Section, Table};
 use crate::{BenchError, Options};
 
@@ -157,24 +157,18 @@ async fn start_gateway(
 ) -> Result<(oneshot::Sender<()>, SocketAddr, SocketAddr), BenchError> {
     let settings = Settings {
         sandbox: true,
-        grpc_addr: Some("127.0.0.1:0".into()),
-        http_addr: Some("127.0.0.1:0".into()),
         redis_url: Some(redis_url.to_owned()),
         redis_key_prefix: Some(prefix.to_owned()),
         // Short, so a run killed before its clean-up leaves little for long.
         alarm_dedup_window_secs: Some("120".into()),
         ..Settings::default()
     };
-    let config = Config::from_settings(&settings).map_err(|e| BenchError::Start(e.to_string()))?;
-    let app = Application::build(config)
-        .await
-        .map_err(|e| BenchError::Start(e.to_string()))?;
-    let (http, grpc) = (app.http_addr(), app.grpc_addr());
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async {
+    let listening = gateway::start(settings, async {
         let _ = stopped.await;
-    }));
-    Ok((stop, http, grpc))
+    })
+    .await?;
+    Ok((stop, listening.http, listening.grpc))
 }
 
 struct ThroughputRow {

@@ -1,17 +1,18 @@
 //! `footprint`: the real binary, as a platform team runs it: time from start
 //! to SERVING, memory when idle, memory per idle alarm subscriber.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mp_gateway::proto::SubscribeAlarmsRequest;
 use mp_gateway::proto::alarm_service_client::AlarmServiceClient;
-use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use crate::gateway;
 use crate::report::{Section, Table};
 use crate::{BenchError, Options};
 
@@ -20,10 +21,6 @@ const SUBSCRIBERS: usize = 1000;
 const SUBSCRIBER_CONNECTIONS: usize = 10;
 /// Time for allocations to settle before memory is read.
 const SETTLE: Duration = Duration::from_secs(1);
-
-fn start_error(e: impl std::fmt::Display) -> BenchError {
-    BenchError::Start(e.to_string())
-}
 
 pub async fn run(_options: &Options) -> Result<Section, BenchError> {
     let binary = release_binary()?;
@@ -94,14 +91,14 @@ fn release_binary() -> Result<PathBuf, BenchError> {
     let built = Command::new(cargo)
         .args(["build", "--release", "--quiet", "--bin", "mp-gateway"])
         .status()
-        .map_err(start_error)?;
+        .map_err(BenchError::start)?;
     if !built.success() {
         return Err(BenchError::Start(
             "cargo build --release --bin mp-gateway failed".into(),
         ));
     }
     let dir = std::env::current_exe()
-        .map_err(start_error)?
+        .map_err(BenchError::start)?
         .parent()
         .map(PathBuf::from)
         .ok_or_else(|| BenchError::Start("mp-bench has no directory".into()))?;
@@ -109,8 +106,8 @@ fn release_binary() -> Result<PathBuf, BenchError> {
 }
 
 fn free_port() -> Result<u16, BenchError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(start_error)?;
-    Ok(listener.local_addr().map_err(start_error)?.port())
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(BenchError::start)?;
+    Ok(listener.local_addr().map_err(BenchError::start)?.port())
 }
 
 struct Gateway {
@@ -131,7 +128,7 @@ impl Gateway {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(start_error)?;
+            .map_err(BenchError::start)?;
         Ok(Self {
             child,
             grpc_port,
@@ -139,19 +136,15 @@ impl Gateway {
         })
     }
 
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.grpc_port)
+    fn grpc_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.grpc_port))
     }
 
     /// Time from spawn until the health service says SERVING.
     async fn wait_serving(&mut self) -> Result<Duration, BenchError> {
         let give_up = self.started + Duration::from_secs(10);
         loop {
-            if let Ok(channel) = Channel::from_shared(self.endpoint())
-                .map_err(start_error)?
-                .connect()
-                .await
-            {
+            if let Ok(channel) = gateway::connect(self.grpc_addr()).await {
                 let serving = HealthClient::new(channel)
                     .check(HealthCheckRequest::default())
                     .await
@@ -171,7 +164,7 @@ impl Gateway {
 
     fn rss_kib(&self) -> Result<u64, BenchError> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .map_err(start_error)?;
+            .map_err(BenchError::start)?;
         status
             .lines()
             .find_map(|line| line.strip_prefix("VmRSS:"))
@@ -186,12 +179,9 @@ impl Gateway {
     ) -> Result<Vec<tonic::Streaming<mp_gateway::proto::SubscribeAlarmsResponse>>, BenchError> {
         let mut clients = Vec::new();
         for _ in 0..SUBSCRIBER_CONNECTIONS {
-            let channel = Channel::from_shared(self.endpoint())
-                .map_err(start_error)?
-                .connect()
-                .await
-                .map_err(start_error)?;
-            clients.push(AlarmServiceClient::new(channel));
+            clients.push(AlarmServiceClient::new(
+                gateway::connect(self.grpc_addr()).await?,
+            ));
         }
         let mut streams = Vec::with_capacity(count);
         for i in 0..count {

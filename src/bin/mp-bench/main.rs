@@ -15,6 +15,7 @@ mod alarm_relay;
 mod bare_relay;
 mod cpu;
 mod footprint;
+mod gateway;
 mod histogram;
 mod load;
 mod passthrough;
@@ -113,6 +114,12 @@ enum BenchError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl BenchError {
+    fn start(e: impl std::fmt::Display) -> Self {
+        Self::Start(e.to_string())
+    }
 }
 
 #[tokio::main]

@@ -5,8 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mp_gateway::app::Application;
-use mp_gateway::config::{Config, Settings};
+use mp_gateway::config::Settings;
 use mp_gateway::mp::signing::{self, SigningInput};
 use mp_gateway::proto::order_service_client::OrderServiceClient;
 use mp_gateway::proto::{CreateOrderRequest, GetOrderStatusRequest};
@@ -14,6 +13,7 @@ use mp_gateway::sandbox::{Sandbox, SandboxConfig};
 use reqwest::header::{HeaderMap, HeaderValue};
 use tonic::transport::Channel;
 
+use crate::gateway;
 use crate::load::{self, Stats};
 use crate::report::{Section, Table, micros};
 use crate::{BenchError, Options};
@@ -25,10 +25,6 @@ const WARMUP: Duration = Duration::from_millis(100);
 const CLIENTS: &[usize] = &[1, 32];
 const MAX_CONNECTIONS: usize = 4;
 
-fn start_error(e: impl std::fmt::Display) -> BenchError {
-    BenchError::Start(e.to_string())
-}
-
 pub async fn run(options: &Options) -> Result<Section, BenchError> {
     mp_gateway::tls::install_crypto_provider();
     let sandbox = Sandbox::start(
@@ -36,7 +32,7 @@ pub async fn run(options: &Options) -> Result<Section, BenchError> {
         SandboxConfig::new(ACCESS_KEY, SECRET_KEY.into()),
     )
     .await
-    .map_err(start_error)?;
+    .map_err(BenchError::start)?;
     let gateway = start_gateway(&sandbox.base_url()).await?;
     let order_code = OrderServiceClient::new(gateway.clone())
         .create_order(CreateOrderRequest {
@@ -106,20 +102,10 @@ async fn start_gateway(mp_base_url: &str) -> Result<Channel, BenchError> {
         mp_base_url: Some(mp_base_url.into()),
         mp_access_key: Some(ACCESS_KEY.into()),
         mp_secret_key: Some(SECRET_KEY.into()),
-        grpc_addr: Some("127.0.0.1:0".into()),
-        http_addr: Some("127.0.0.1:0".into()),
         ..Settings::default()
     };
-    let config = Config::from_settings(&settings).map_err(start_error)?;
-    let app = Application::build(config).await.map_err(start_error)?;
-    let addr = app.grpc_addr();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    Channel::from_shared(format!("http://{addr}"))
-        .map_err(start_error)?
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(start_error)
+    let addr = gateway::start(settings, std::future::pending()).await?.grpc;
+    gateway::connect(addr).await
 }
 
 async fn via_gateway(
@@ -173,10 +159,15 @@ impl DirectCall {
             ("Accept-Language", signing::ACCEPT_LANGUAGE),
             ("Content-Type", signing::CONTENT_TYPE),
         ] {
-            headers.insert(name, HeaderValue::from_str(value).map_err(start_error)?);
+            headers.insert(
+                name,
+                HeaderValue::from_str(value).map_err(BenchError::start)?,
+            );
         }
         Ok(Self {
-            http: reqwest::Client::builder().build().map_err(start_error)?,
+            http: reqwest::Client::builder()
+                .build()
+                .map_err(BenchError::start)?,
             url: format!("{base_url}{path}?{query}"),
             headers,
         })

@@ -6,8 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mp_gateway::app::Application;
-use mp_gateway::config::{Config, Settings};
+use mp_gateway::config::Settings;
 use mp_gateway::proto::product_service_client::ProductServiceClient;
 use mp_gateway::proto::product_service_server::{ProductService, ProductServiceServer};
 use mp_gateway::proto::{
@@ -18,6 +17,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 
+use crate::gateway;
 use crate::load::{self, Stats};
 use crate::report::{Section, Table, median, micros};
 use crate::{BenchError, Options};
@@ -120,13 +120,7 @@ async fn connect(
 ) -> Result<Vec<ProductServiceClient<Channel>>, BenchError> {
     let mut channels = Vec::new();
     for _ in 0..clients.min(MAX_CONNECTIONS) {
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .map_err(|e| BenchError::Start(e.to_string()))?
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .map_err(|e| BenchError::Start(format!("cannot connect to {addr}: {e}")))?;
-        channels.push(ProductServiceClient::new(channel));
+        channels.push(ProductServiceClient::new(gateway::connect(addr).await?));
     }
     Ok(channels)
 }
@@ -142,16 +136,9 @@ async fn start_gateway() -> Result<Gateway, BenchError> {
     // Built like the binary's, so new settings get their defaults here too.
     let settings = Settings {
         sandbox: true,
-        grpc_addr: Some("127.0.0.1:0".into()),
-        http_addr: Some("127.0.0.1:0".into()),
         ..Settings::default()
     };
-    let config = Config::from_settings(&settings).map_err(|e| BenchError::Start(e.to_string()))?;
-    let app = Application::build(config)
-        .await
-        .map_err(|e| BenchError::Start(e.to_string()))?;
-    let addr = app.grpc_addr();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let addr = gateway::start(settings, std::future::pending()).await?.grpc;
     let mut client = connect(addr, 1).await?.remove(0);
     let prebuilt = client
         .list_products(ListProductsRequest {
@@ -186,10 +173,8 @@ impl ProductService for Prebuilt {
 async fn start_ceiling(response: ListProductsResponse) -> Result<SocketAddr, BenchError> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
-        .map_err(|e| BenchError::Start(e.to_string()))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| BenchError::Start(e.to_string()))?;
+        .map_err(BenchError::start)?;
+    let addr = listener.local_addr().map_err(BenchError::start)?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = Server::builder()
         .add_service(ProductServiceServer::new(Prebuilt(response)))
