@@ -309,3 +309,44 @@ async fn top_up_without_an_order_code_is_invalid() {
     assert_eq!(violated_fields(&status), ["order_code"]);
     assert_eq!(sandbox.total_requests(), 0);
 }
+
+/// A `grpc-timeout` the gRPC spec does not allow (over 8 digits) is ignored,
+/// as tonic's own timer ignores it: the call is answered, not crashed.
+#[tokio::test]
+async fn an_out_of_spec_grpc_timeout_is_ignored_and_the_call_answered() {
+    use prost::Message;
+
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let message = GetOrderStatusRequest {
+        order_code: "ORDER_0000000000000000000".into(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&message);
+    mp_gateway::tls::install_crypto_provider();
+    let response = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+        .post(format!(
+            "http://{}/linksfield.mp.v1.OrderService/GetOrderStatus",
+            gateway.grpc_addr
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-timeout", "9223372036854775807S")
+        .body(frame)
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers().get("grpc-status").map(|v| v.as_bytes()),
+        Some(b"5".as_slice()),
+        "NOT_FOUND from MP's null data: {:?}",
+        response.headers()
+    );
+    assert_eq!(sandbox.calls("queryOrderStatus"), 1);
+}

@@ -20,10 +20,16 @@ use crate::domain::{FieldViolation, OrderCode, RequestId};
 use crate::error::GatewayError;
 use crate::mp::Call;
 
-/// The time the caller allows, from its `grpc-timeout` header (gRPC over HTTP/2 spec).
+/// The time the caller allows, from its `grpc-timeout` header (gRPC over HTTP/2
+/// spec: at most 8 digits and a unit). A value outside the spec is ignored, as
+/// tonic's own timer ignores it.
 pub fn caller_deadline<T>(request: &tonic::Request<T>) -> Option<Duration> {
+    const MAX_DIGITS: usize = 8;
     let raw = request.metadata().get("grpc-timeout")?.to_str().ok()?;
     let (digits, unit) = raw.split_at(raw.len().checked_sub(1)?);
+    if digits.len() > MAX_DIGITS {
+        return None;
+    }
     let value: u64 = digits.parse().ok()?;
     Some(match unit {
         "H" => Duration::from_secs(value.saturating_mul(3600)),
@@ -135,6 +141,11 @@ mod tests {
             Some(Duration::from_secs(3600))
         );
         assert_eq!(caller_deadline(&with_timeout("5x")), None);
+        assert_eq!(
+            caller_deadline(&with_timeout("99999999H")),
+            Some(Duration::from_secs(99_999_999 * 3600))
+        );
+        assert_eq!(caller_deadline(&with_timeout("100000000S")), None);
         assert_eq!(caller_deadline(&tonic::Request::new(())), None);
     }
 }

@@ -382,7 +382,8 @@ impl MpClient {
         body: Option<Vec<u8>>,
         call: Call<'_>,
     ) -> Result<wire::Envelope<T>, MpError> {
-        let deadline = call.deadline.map(|d| Instant::now() + d);
+        // A deadline too far to represent is no deadline.
+        let deadline = call.deadline.and_then(|d| Instant::now().checked_add(d));
         let remaining = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let request = self.prepare(endpoint, method, query, body);
         self.retries.deposit();
