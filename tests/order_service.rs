@@ -148,6 +148,34 @@ async fn create_order_rejects_short_iccids_bad_prices_and_a_missing_product_all_
     assert_eq!(sandbox.total_requests(), 0);
 }
 
+/// A price JSON would not take as a number (`007`) is the caller's mistake:
+/// refused before MP, and the request id stays free for a corrected retry.
+#[tokio::test]
+async fn a_price_with_leading_zeros_is_refused_and_the_request_id_stays_usable() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let order = |price: &str| CreateOrderRequest {
+        product_id: 6,
+        price: Some(price.into()),
+        request_id: "price-with-zeros".into(),
+        ..Default::default()
+    };
+    let status = gateway
+        .orders()
+        .create_order(order("007"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["price"]);
+    assert_eq!(sandbox.total_requests(), 0);
+
+    gateway
+        .orders()
+        .create_order(order("7"))
+        .await
+        .expect("the corrected order goes through");
+    assert_eq!(sandbox.calls("v2/activationCode"), 1);
+}
+
 #[tokio::test]
 async fn an_order_quantity_the_product_does_not_offer_is_a_failed_precondition() {
     let (gateway, _sandbox) = gateway_with_sandbox().await;

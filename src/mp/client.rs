@@ -188,18 +188,12 @@ impl MpClient {
         call: Call<'_>,
     ) -> Result<CreatedOrder, MpError> {
         self.observed(Endpoint::ActivationCode, async {
-            let price = order
-                .price
-                .as_ref()
-                .map(|p| serde_json::value::RawValue::from_string(p.as_str().to_owned()))
-                .transpose()
-                .map_err(|e| MpError::Malformed(format!("price is not a JSON number: {e}")))?;
             let body = wire::ActivationCodeBody {
                 goods_id: order.goods_id,
                 product_id: order.product_id,
                 order_quantity: order.order_quantity,
                 iccid: order.iccid.as_ref().map(Iccid::as_str),
-                price,
+                price: order.price.as_ref().map(Price::as_json),
                 activate_flag: order.activate.map(|yes| if yes { "yes" } else { "no" }),
                 request_id: call.request_id.as_str(),
             };

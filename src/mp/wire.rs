@@ -132,7 +132,7 @@ pub struct ActivationCodeBody<'a> {
     pub iccid: Option<&'a str>,
     /// A JSON number written exactly as the caller gave it (no float rounding).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub price: Option<Box<RawValue>>,
+    pub price: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activate_flag: Option<&'static str>,
     pub request_id: &'a str,
