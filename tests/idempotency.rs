@@ -196,3 +196,33 @@ async fn with_redis_unreachable_orders_are_refused_rather_than_risked() {
     );
     assert_eq!(sandbox.calls("v2/activationCode"), 0);
 }
+
+/// A caller that gives up while MP is still working does not cut the order
+/// short: the gateway finishes the MP call and records its outcome, so the
+/// caller's retry gets the order instead of OUTCOME_UNKNOWN.
+#[tokio::test]
+async fn a_caller_that_gives_up_mid_order_gets_the_order_when_it_retries() {
+    let sandbox = start_sandbox().await;
+    let gateway = gateway(&sandbox, Some(shared_redis())).await;
+    sandbox.set_fault(Some(Fault::Delay(Duration::from_millis(600))));
+    let mut client = gateway.orders();
+    let abandoned =
+        tokio::time::timeout(Duration::from_millis(100), client.create_order(order("gave-up", 6)))
+            .await;
+    assert!(abandoned.is_err(), "the caller gave up: {abandoned:?}");
+    sandbox.set_fault(None);
+
+    let retried = client
+        .create_order(order("gave-up", 6))
+        .await
+        .expect("the retry gets the order the first call made")
+        .into_inner();
+    let again = client
+        .create_order(order("gave-up", 6))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried.order_code, again.order_code);
+    assert!(!retried.order_code.is_empty());
+    assert_eq!(sandbox.calls("v2/activationCode"), 1);
+}

@@ -43,6 +43,7 @@ pub fn caller_deadline<T>(request: &tonic::Request<T>) -> Option<Duration> {
 }
 
 /// A request about one order: who asks, about which order, how long they wait.
+#[derive(Clone)]
 pub(crate) struct OrderQuery {
     pub request_id: RequestId,
     pub order_code: OrderCode,

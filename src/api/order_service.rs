@@ -105,27 +105,23 @@ impl OrderService for OrderApi {
         let deadline = caller_deadline(&request);
         let req = request.into_inner();
         let (request_id, order) = parse_create_order(&req)?;
-        let call = Call {
-            request_id: &request_id,
-            deadline,
-        };
         let wait = self.duplicate_wait(deadline);
+        let fingerprint = order_fingerprint(&order);
+        let (mp, id) = (self.mp.clone(), request_id.clone());
         let outcome = self
             .idempotency
-            .run(
-                "CreateOrder",
-                &request_id,
-                order_fingerprint(&order),
-                wait,
-                || async {
-                    let created = self.mp.create_order(&order, call).await?;
-                    Ok(Outcome::Created {
-                        order_code: created.order_code,
-                        iccid: created.iccid,
-                        activation_code: created.activation_code.as_str().to_owned(),
-                    })
-                },
-            )
+            .run("CreateOrder", &request_id, fingerprint, wait, async move {
+                let call = Call {
+                    request_id: &id,
+                    deadline,
+                };
+                let created = mp.create_order(&order, call).await?;
+                Ok(Outcome::Created {
+                    order_code: created.order_code,
+                    iccid: created.iccid,
+                    activation_code: created.activation_code.as_str().to_owned(),
+                })
+            })
             .await
             .map_err(GatewayError::from)?;
         let Outcome::Created {
@@ -164,6 +160,7 @@ impl OrderService for OrderApi {
         let query = OrderQuery::parse(&request)?;
         let wait = self.duplicate_wait(query.deadline);
         let fingerprint = fingerprint(&query.order_code.as_str());
+        let (mp, request) = (self.mp.clone(), query.clone());
         let outcome = self
             .idempotency
             .run(
@@ -171,8 +168,8 @@ impl OrderService for OrderApi {
                 &query.request_id,
                 fingerprint,
                 wait,
-                || async {
-                    let top_up = self.mp.top_up(&query.order_code, query.call()).await?;
+                async move {
+                    let top_up = mp.top_up(&request.order_code, request.call()).await?;
                     Ok(Outcome::ToppedUp {
                         order_code: top_up.order_code,
                         renew_period: top_up.renew_period,

@@ -126,21 +126,25 @@ impl Idempotency {
     /// Runs `call` at most once for (`scope`, `request_id`) with this
     /// `fingerprint`; returns the first run's outcome to every repeat.
     /// `wait` bounds how long a duplicate waits for a first call in progress.
-    pub async fn run<F, Fut>(
+    ///
+    /// Once claimed, the call and the recording of its outcome run in a task
+    /// of their own: a caller that goes away (cancels, or its deadline fires)
+    /// does not cut the MP call short, so a retry gets its real outcome rather
+    /// than OUTCOME_UNKNOWN.
+    pub async fn run<Fut>(
         &self,
         scope: &'static str,
         request_id: &RequestId,
         fingerprint: String,
         wait: Duration,
-        call: F,
+        call: Fut,
     ) -> Result<Outcome, RunError>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Outcome, MpError>>,
+        Fut: Future<Output = Result<Outcome, MpError>> + Send + 'static,
     {
         if request_id.was_generated() {
             // No caller can repeat an id it never saw.
-            return call().await.map_err(RunError::Mp);
+            return call.await.map_err(RunError::Mp);
         }
         let key = format!("{scope}:{}", request_id.as_str());
         let give_up = Instant::now() + wait;
@@ -153,7 +157,12 @@ impl Idempotency {
             };
             let existing = self.store.claim(&key, &claim, self.config.ttl).await?;
             let Some(existing) = existing else {
-                return self.run_claimed(&key, claim, call).await;
+                let this = self.clone();
+                return tokio::spawn(async move { this.run_claimed(&key, claim, call).await })
+                    .await
+                    .unwrap_or_else(|_panicked| {
+                        Err(IdempotencyError::OutcomeUnknown(request_id.to_string()).into())
+                    });
             };
             if existing.fingerprint != fingerprint {
                 metrics::conflict(scope);
@@ -183,17 +192,13 @@ impl Idempotency {
         }
     }
 
-    async fn run_claimed<F, Fut>(
+    async fn run_claimed(
         &self,
         key: &str,
         claim: Record,
-        call: F,
-    ) -> Result<Outcome, RunError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Outcome, MpError>>,
-    {
-        let result = call().await;
+        call: impl Future<Output = Result<Outcome, MpError>>,
+    ) -> Result<Outcome, RunError> {
+        let result = call.await;
         let next = match &result {
             Ok(outcome) => Some(State::Done {
                 outcome: outcome.clone(),
