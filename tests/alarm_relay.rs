@@ -606,3 +606,53 @@ async fn an_open_stream_survives_a_redis_restart_and_callbacks_meanwhile_are_ref
     assert_eq!(next_alarm(&mut stream).await.request_id, "during");
     assert_quiet(&mut stream).await;
 }
+
+/// Entries the gateway did not write (here a full replay page and more) are
+/// skipped on replay, never read again and again: the resume still reaches
+/// the alarms after them.
+#[tokio::test]
+async fn resuming_past_entries_the_gateway_cannot_read_reaches_the_alarms_after_them() {
+    let redis = shared_redis();
+    let stream_key = format!("{}:alarms:v1", redis.key_prefix);
+    let (gateway, _sandbox) = gateway_on(Some(redis)).await;
+    let client = http();
+    let mut live = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
+    let first = callback_body("ORDER_1", "53%", "before-foreign");
+    assert_eq!(post_callback(&client, &gateway, "", &first).await, 200);
+    let anchor = next_alarm(&mut live).await.id;
+
+    let mut conn = redis::Client::open(support::SHARED_REDIS)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut foreign = redis::pipe();
+    for _ in 0..1500 {
+        foreign
+            .cmd("XADD")
+            .arg(&stream_key)
+            .arg("*")
+            .arg("written-by")
+            .arg("someone else")
+            .ignore();
+    }
+    foreign
+        .query_async::<()>(&mut conn)
+        .await
+        .expect("foreign entries added");
+    let after = callback_body("ORDER_1", "84%", "after-foreign");
+    assert_eq!(post_callback(&client, &gateway, "", &after).await, 200);
+
+    let mut resumed = timeout(
+        WAIT,
+        gateway.alarms().subscribe_alarms(SubscribeAlarmsRequest {
+            resume_after: anchor,
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("the replay ends")
+    .expect("the resume is accepted")
+    .into_inner();
+    assert_eq!(next_alarm(&mut resumed).await.request_id, "after-foreign");
+}

@@ -164,14 +164,16 @@ impl RedisBus {
                 .query_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
-            let full = page.ids.len() == REPLAY_PAGE;
-            for entry in &page.ids {
-                if let Some(alarm) = decode(entry) {
-                    from = alarm.id;
-                    replay.push_back(Arc::new(alarm));
-                }
-            }
-            if !full {
+            let Some(last) = page.ids.last() else {
+                return Ok(replay);
+            };
+            // The next page starts after this one, whether or not its last
+            // entry was readable (an unreadable page must not be read again).
+            from = last.id.parse().map_err(|e| {
+                BusError::Unavailable(format!("the alarm stream holds id {}: {e}", last.id))
+            })?;
+            replay.extend(page.ids.iter().filter_map(decode).map(Arc::new));
+            if page.ids.len() < REPLAY_PAGE {
                 return Ok(replay);
             }
         }
