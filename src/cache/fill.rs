@@ -118,7 +118,15 @@ impl Inner {
         loop {
             match l2.try_lock(&token, self.lock_hold).await {
                 Ok(true) => {
-                    let fetched = fetch().await;
+                    // The previous holder may have stored the list between
+                    // our last read and this lock: then MP need not be asked.
+                    let fetched = match l2.get().await {
+                        Ok(Some(snapshot)) if self.freshness(&snapshot) == Freshness::Fresh => {
+                            self.metrics.l2_hit();
+                            Ok(Arc::new(snapshot))
+                        }
+                        _ => fetch().await,
+                    };
                     if let Err(error) = l2.unlock(&token).await {
                         tracing::debug!(%error, "cannot release the product list lock; it expires by itself");
                     }
