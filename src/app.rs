@@ -255,8 +255,7 @@ impl Application {
         // Ends open alarm streams at once (clients resume elsewhere) and stops the listeners.
         let _ = self.stop.send(true);
         let drained = tokio::time::timeout(self.shutdown_grace, async {
-            let (grpc, http) = tokio::join!(grpc, http);
-            (grpc, http)
+            tokio::join!(&mut grpc, &mut http)
         })
         .await;
         match drained {
@@ -264,7 +263,11 @@ impl Application {
                 grpc??;
                 http?.map_err(StartError::Http)?;
             }
-            Err(_) => tracing::warn!("grace period over; cutting the calls still in flight"),
+            Err(_) => {
+                tracing::warn!("grace period over; cutting the calls still in flight");
+                grpc.abort();
+                http.abort();
+            }
         }
         if let Some(sandbox) = self.sandbox {
             sandbox.shutdown().await;
