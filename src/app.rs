@@ -39,10 +39,10 @@ use crate::sandbox::{Sandbox, SandboxConfig};
 
 /// The gRPC service names health reports on, besides the overall "".
 const SERVICE_NAMES: &[&str] = &[
-    "linksfield.mp.v1.ProductService",
-    "linksfield.mp.v1.OrderService",
-    "linksfield.mp.v1.TrafficService",
-    "linksfield.mp.v1.AlarmService",
+    crate::proto::product_service_server::SERVICE_NAME,
+    crate::proto::order_service_server::SERVICE_NAME,
+    crate::proto::traffic_service_server::SERVICE_NAME,
+    crate::proto::alarm_service_server::SERVICE_NAME,
 ];
 
 #[derive(Debug, thiserror::Error)]

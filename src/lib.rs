@@ -18,6 +18,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod idempotency;
+mod millis;
 pub mod mp;
 pub mod sandbox;
 pub mod telemetry;

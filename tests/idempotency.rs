@@ -206,9 +206,11 @@ async fn a_caller_that_gives_up_mid_order_gets_the_order_when_it_retries() {
     let gateway = gateway(&sandbox, Some(shared_redis())).await;
     sandbox.set_fault(Some(Fault::Delay(Duration::from_millis(600))));
     let mut client = gateway.orders();
-    let abandoned =
-        tokio::time::timeout(Duration::from_millis(100), client.create_order(order("gave-up", 6)))
-            .await;
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(100),
+        client.create_order(order("gave-up", 6)),
+    )
+    .await;
     assert!(abandoned.is_err(), "the caller gave up: {abandoned:?}");
     sandbox.set_fault(None);
 

@@ -14,7 +14,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::callback_body::parse_callback;
-use super::{AlarmBus, Published, metrics, now_millis};
+use super::{AlarmBus, Published, metrics};
 
 pub const PATH: &str = "/mp/alarm-callback";
 /// MP's bodies are a few hundred bytes; anything near this is not MP.
@@ -71,7 +71,7 @@ async fn receive(
         metrics::rejected("unauthorized");
         return envelope(StatusCode::UNAUTHORIZED, "missing or wrong token", None);
     }
-    let report = match parse_callback(&body, now_millis()) {
+    let report = match parse_callback(&body, crate::millis::now()) {
         Ok(report) => report,
         Err(error) => {
             tracing::warn!(%error, "alarm callback refused: malformed body");

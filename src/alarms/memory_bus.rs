@@ -2,14 +2,14 @@
 //! to live subscribers, both updated under one lock so replay and live never
 //! disagree.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::sync::broadcast;
 
 use super::bus::{BusConfig, BusError, Published, Subscription};
-use super::{Alarm, AlarmId, AlarmReport, now_millis};
+use super::{Alarm, AlarmId, AlarmReport};
 
 pub struct MemoryBus {
     log: Mutex<Log>,
@@ -21,9 +21,9 @@ pub struct MemoryBus {
 struct Log {
     alarms: VecDeque<Arc<Alarm>>,
     last_id: Option<AlarmId>,
-    /// Dedup keys seen within the window, oldest first.
-    seen: HashMap<String, Instant>,
-    seen_order: VecDeque<(Instant, String)>,
+    /// Dedup keys seen within the window, and when, oldest first.
+    seen: HashSet<Arc<str>>,
+    seen_order: VecDeque<(Instant, Arc<str>)>,
 }
 
 impl MemoryBus {
@@ -55,14 +55,16 @@ impl MemoryBus {
                 log.seen.remove(&key);
             }
         }
-        let key = report.dedup_key();
-        if log.seen.contains_key(&key) {
+        let key: Arc<str> = report.dedup_key().into();
+        if !log.seen.insert(key.clone()) {
             return Published::Duplicate;
         }
-        log.seen.insert(key.clone(), now);
         log.seen_order.push_back((now, key));
 
-        let id = AlarmId::next(log.last_id, u64::try_from(now_millis()).unwrap_or(0));
+        let id = AlarmId::next(
+            log.last_id,
+            u64::try_from(crate::millis::now()).unwrap_or(0),
+        );
         let alarm = Arc::new(Alarm { id, report });
         log.last_id = Some(id);
         log.alarms.push_back(alarm.clone());

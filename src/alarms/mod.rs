@@ -50,8 +50,3 @@ pub struct Alarm {
     pub id: AlarmId,
     pub report: AlarmReport,
 }
-
-/// Unix milliseconds now.
-pub(crate) fn now_millis() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}

@@ -89,14 +89,11 @@ impl RedisBus {
     pub async fn publish(&self, report: AlarmReport) -> Result<Published, BusError> {
         let payload = serde_json::to_string(&report)
             .map_err(|e| BusError::Unavailable(format!("cannot encode alarm: {e}")))?;
-        let window_ms = u64::try_from(self.config.dedup_window.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
         let id: Option<String> = self
             .publish
             .key(format!("{}{}", self.dedup_prefix, report.dedup_key()))
             .key(&self.stream_key)
-            .arg(window_ms)
+            .arg(crate::millis::redis_px(self.config.dedup_window))
             .arg(self.config.retention)
             .arg(payload)
             .invoke_async(&mut self.conn.clone())

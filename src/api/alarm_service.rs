@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::pin::Pin;
 
 use futures::Stream;
@@ -79,31 +80,34 @@ fn parse_subscription(
             .map(Some)
             .map_err(|e| FieldViolation::new("resume_after", e.to_string())),
     };
-    let bad_order = req
+    let order_codes = req
         .order_codes
         .iter()
-        .find_map(|code| OrderCode::parse(code).err())
-        .map(|v| FieldViolation::new("order_codes", format!("{:?} {}", v.field, v.description)));
+        .map(|code| {
+            OrderCode::parse(code)
+                .map(|code| code.as_str().to_owned())
+                .map_err(|v| {
+                    FieldViolation::new("order_codes", format!("{:?} {}", v.field, v.description))
+                })
+        })
+        .collect::<Result<HashSet<_>, _>>();
     let percent = (req.min_used_percent > 100)
         .then(|| FieldViolation::new("min_used_percent", "must be at most 100"));
-    if let (None, Ok(resume_after), None, None) = (&request_id, &resume_after, &bad_order, &percent)
-    {
-        let filter = AlarmFilter {
-            order_codes: req
-                .order_codes
-                .iter()
-                .map(|c| c.trim().to_owned())
-                .collect(),
-            min_used_percent: req.min_used_percent,
-        };
-        return Ok((*resume_after, filter));
+    match (request_id, resume_after, order_codes, percent) {
+        (None, Ok(resume_after), Ok(order_codes), None) => Ok((
+            resume_after,
+            AlarmFilter {
+                order_codes,
+                min_used_percent: req.min_used_percent,
+            },
+        )),
+        (request_id, resume_after, order_codes, percent) => Err(GatewayError::invalid([
+            request_id.as_ref(),
+            resume_after.as_ref().err(),
+            order_codes.as_ref().err(),
+            percent.as_ref(),
+        ])),
     }
-    Err(GatewayError::invalid([
-        request_id.as_ref(),
-        resume_after.as_ref().err(),
-        bad_order.as_ref(),
-        percent.as_ref(),
-    ]))
 }
 
 type AlarmStream = Pin<Box<dyn Stream<Item = Result<SubscribeAlarmsResponse, Status>> + Send>>;

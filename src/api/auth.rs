@@ -11,13 +11,6 @@ use subtle::ConstantTimeEq;
 use tonic::Status;
 use tower::{Layer, Service};
 
-/// Paths anyone may call: probes and service discovery.
-const OPEN_PREFIXES: &[&str] = &[
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1.ServerReflection/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-];
-
 /// Accepts `authorization: Bearer <token>` for any of `tokens`; with no tokens, everything.
 #[derive(Clone, Default)]
 pub struct BearerAuthLayer {
@@ -51,11 +44,7 @@ pub struct BearerAuth<S> {
 
 impl<S> BearerAuth<S> {
     fn allows<B>(&self, request: &Request<B>) -> bool {
-        if self.tokens.is_empty()
-            || OPEN_PREFIXES
-                .iter()
-                .any(|p| request.uri().path().starts_with(p))
-        {
+        if self.tokens.is_empty() || super::is_infrastructure(request.uri().path()) {
             return true;
         }
         let presented = request

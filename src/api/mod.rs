@@ -20,6 +20,18 @@ use crate::domain::{FieldViolation, OrderCode, RequestId};
 use crate::error::GatewayError;
 use crate::mp::Call;
 
+/// Whether `path` is a health or reflection method: infrastructure that probes
+/// and tools (grpcurl asks reflection before every call) reach without a token,
+/// and whose calls are logged at DEBUG.
+pub(crate) fn is_infrastructure(path: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "/grpc.health.v1.Health/",
+        "/grpc.reflection.v1.ServerReflection/",
+        "/grpc.reflection.v1alpha.ServerReflection/",
+    ];
+    PREFIXES.iter().any(|prefix| path.starts_with(prefix))
+}
+
 /// The time the caller allows, from its `grpc-timeout` header (gRPC over HTTP/2
 /// spec: at most 8 digits and a unit). A value outside the spec is ignored, as
 /// tonic's own timer ignores it.

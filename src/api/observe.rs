@@ -35,13 +35,6 @@ pub const DURATION: &str = "mp_gateway_grpc_request_duration_seconds";
 /// The `method` label of calls to methods the gateway does not serve, so
 /// that made-up paths cannot create series without end.
 const UNKNOWN_METHOD: &str = "unknown";
-/// Probes and tools (grpcurl asks reflection before every call) call these
-/// often; their `rpc finished` lines are DEBUG, not INFO.
-const QUIET_PREFIXES: &[&str] = &[
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1.ServerReflection/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-];
 
 /// Registers the descriptions; call once the recorder is installed.
 pub fn describe() {
@@ -217,7 +210,7 @@ impl Rpc {
         // Before the span is entered, or it would start its own trace.
         let _ = span.set_parent(crate::telemetry::remote_context(request.headers()));
         Self {
-            quiet: QUIET_PREFIXES.iter().any(|prefix| path.starts_with(prefix)),
+            quiet: super::is_infrastructure(path),
             method,
             started: Instant::now(),
             note: Arc::new(Note {

@@ -104,11 +104,6 @@ impl RedisStore {
         })
     }
 
-    /// Whether the last call found Redis down.
-    pub fn is_down(&self) -> bool {
-        self.outage.is_down()
-    }
-
     /// The stored list, if any. An unreadable value counts as none.
     pub async fn get(&self) -> Result<Option<Snapshot>, StoreError> {
         let key = self.keys.products.clone();
@@ -131,7 +126,7 @@ impl RedisStore {
     pub async fn put(&self, snapshot: &Snapshot, keep_for: Duration) -> Result<(), StoreError> {
         let key = self.keys.products.clone();
         let value = snapshot.encode();
-        let px = millis(keep_for);
+        let px = crate::millis::redis_px(keep_for);
         self.run(|mut conn| async move {
             redis::cmd("SET")
                 .arg(key)
@@ -148,7 +143,7 @@ impl RedisStore {
     pub async fn try_lock(&self, token: &str, hold: Duration) -> Result<bool, StoreError> {
         let key = self.keys.lock.clone();
         let token = token.to_owned();
-        let px = millis(hold);
+        let px = crate::millis::redis_px(hold);
         let reply: Option<String> = self
             .run(|mut conn| async move {
                 redis::cmd("SET")
@@ -205,12 +200,6 @@ impl std::fmt::Debug for RedisStore {
             .field("down", &self.outage.is_down())
             .finish_non_exhaustive()
     }
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1)
 }
 
 #[cfg(test)]

@@ -153,7 +153,7 @@ impl Idempotency {
             let claim = Record {
                 fingerprint: fingerprint.clone(),
                 state: State::InProgress,
-                claimed_at_millis: now_millis(),
+                claimed_at_millis: crate::millis::now(),
             };
             let existing = self.store.claim(&key, &claim, self.config.ttl).await?;
             let Some(existing) = existing else {
@@ -223,7 +223,7 @@ impl Idempotency {
     }
 
     fn lease_expired(&self, record: &Record) -> bool {
-        let age = now_millis().saturating_sub(record.claimed_at_millis);
+        let age = crate::millis::now().saturating_sub(record.claimed_at_millis);
         u128::try_from(age).unwrap_or(0) > self.config.lease.as_millis()
     }
 }
@@ -270,8 +270,4 @@ impl IdempotencyStore {
             Self::Redis(store) => store.remove(key).await,
         }
     }
-}
-
-fn now_millis() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

@@ -17,10 +17,6 @@ fn unavailable(error: impl std::fmt::Display) -> IdempotencyError {
     IdempotencyError::Store(error.to_string())
 }
 
-fn millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
 impl RedisStore {
     pub(super) fn new(conn: ConnectionManager, key_prefix: &str) -> Self {
         Self {
@@ -47,7 +43,7 @@ impl RedisStore {
             .arg("NX")
             .arg("GET")
             .arg("PX")
-            .arg(millis(ttl))
+            .arg(crate::millis::redis_px(ttl))
             .query_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
@@ -67,7 +63,7 @@ impl RedisStore {
             .arg(self.key(key))
             .arg(json)
             .arg("PX")
-            .arg(millis(ttl))
+            .arg(crate::millis::redis_px(ttl))
             .query_async::<()>(&mut self.conn.clone())
             .await
             .map_err(unavailable)

@@ -11,7 +11,7 @@ pub mod retry;
 pub mod signing;
 pub mod wire;
 
-pub use admission::{CONCURRENCY_RETRY_AFTER, MAX_ADMISSION_WAIT, MpLimits};
+pub use admission::{MAX_ADMISSION_WAIT, MpLimits};
 pub use client::{Call, Endpoint, MpClient, MpClientConfig, NewOrder, SwitchButton};
 pub use decode::{CreatedOrder, MpClock, TopUp};
 pub use error::{MpError, UpstreamLimit};
