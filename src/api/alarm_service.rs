@@ -149,11 +149,7 @@ impl AlarmService for AlarmApi {
         request: Request<SubscribeAlarmsRequest>,
     ) -> Result<Response<Self::SubscribeAlarmsStream>, Status> {
         let (resume_after, filter) = parse_subscription(request.get_ref())?;
-        let subscription = self
-            .bus
-            .subscribe(resume_after)
-            .await
-            .map_err(GatewayError::from)?;
+        let subscription = self.bus.subscribe(resume_after).await?;
         let stream = alarm_stream(subscription, filter, self.shutdown.clone());
         Ok(Response::new(Box::pin(stream)))
     }

@@ -1,16 +1,13 @@
 //! The body of one SubscribeAlarms call: a bus subscription, filtered, that
 //! ends with a status the client can act on (resume, or go to another replica).
 
-use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::Stream;
 use tokio::sync::watch;
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::Status;
 
-use super::status::GATEWAY_DOMAIN;
 use crate::alarms::{Alarm, Subscription, SubscriptionEnd, metrics};
 use crate::proto;
 
@@ -93,7 +90,7 @@ pub fn alarm_stream(
                 }
                 Err(end) => {
                     state.ended = true;
-                    Err(end_status(end))
+                    Err(Status::from(end))
                 }
             };
             return Some((item, state));
@@ -104,28 +101,5 @@ pub fn alarm_stream(
 fn response(alarm: &Arc<Alarm>) -> proto::SubscribeAlarmsResponse {
     proto::SubscribeAlarmsResponse {
         alarm: Some(to_proto(alarm)),
-    }
-}
-
-fn end_status(end: SubscriptionEnd) -> Status {
-    match end {
-        SubscriptionEnd::Lagged { last } => {
-            let last = last.map(|id| id.to_string()).unwrap_or_default();
-            let details = ErrorDetails::with_error_info(
-                "SUBSCRIBER_TOO_SLOW",
-                GATEWAY_DOMAIN,
-                HashMap::from([("last_alarm_id".to_owned(), last.clone())]),
-            );
-            Status::with_error_details(
-                Code::ResourceExhausted,
-                format!(
-                    "this subscriber fell behind the relay's buffer; subscribe again with resume_after set to the last alarm id you received ({last:?} was the last sent)"
-                ),
-                details,
-            )
-        }
-        SubscriptionEnd::Closed => Status::unavailable(
-            "the gateway is shutting down; subscribe again (another replica) with resume_after set to the last alarm id you received",
-        ),
     }
 }

@@ -122,8 +122,7 @@ impl OrderService for OrderApi {
                     activation_code: created.activation_code.as_str().to_owned(),
                 })
             })
-            .await
-            .map_err(GatewayError::from)?;
+            .await?;
         let Outcome::Created {
             order_code,
             iccid,
@@ -176,8 +175,7 @@ impl OrderService for OrderApi {
                     })
                 },
             )
-            .await
-            .map_err(GatewayError::from)?;
+            .await?;
         let Outcome::ToppedUp {
             order_code,
             renew_period,
@@ -229,10 +227,7 @@ impl OrderService for OrderApi {
             request_id,
             deadline,
         };
-        self.mp
-            .switch_order(order_code, *button, call)
-            .await
-            .map_err(GatewayError::from)?;
+        self.mp.switch_order(order_code, *button, call).await?;
         Ok(Response::new(SwitchOrderResponse {
             request_id: request_id.to_string(),
         }))

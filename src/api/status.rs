@@ -6,9 +6,9 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::alarms::BusError;
+use crate::alarms::{BusError, SubscriptionEnd};
 use crate::error::GatewayError;
-use crate::idempotency::IdempotencyError;
+use crate::idempotency::{IdempotencyError, RunError};
 use crate::mp::{MpError, UpstreamLimit};
 
 /// The `ErrorInfo.domain` of every upstream error.
@@ -57,6 +57,44 @@ impl From<GatewayError> for Status {
 impl From<MpError> for Status {
     fn from(error: MpError) -> Self {
         GatewayError::from(error).into()
+    }
+}
+
+impl From<RunError> for Status {
+    fn from(error: RunError) -> Self {
+        GatewayError::from(error).into()
+    }
+}
+
+impl From<BusError> for Status {
+    fn from(error: BusError) -> Self {
+        GatewayError::from(error).into()
+    }
+}
+
+/// How an alarm stream ends: with a status the subscriber can act on.
+impl From<SubscriptionEnd> for Status {
+    fn from(end: SubscriptionEnd) -> Self {
+        match end {
+            SubscriptionEnd::Lagged { last } => {
+                let last = last.map(|id| id.to_string()).unwrap_or_default();
+                let details = ErrorDetails::with_error_info(
+                    "SUBSCRIBER_TOO_SLOW",
+                    GATEWAY_DOMAIN,
+                    HashMap::from([("last_alarm_id".to_owned(), last.clone())]),
+                );
+                Status::with_error_details(
+                    Code::ResourceExhausted,
+                    format!(
+                        "this subscriber fell behind the relay's buffer; subscribe again with resume_after set to the last alarm id you received ({last:?} was the last sent)"
+                    ),
+                    details,
+                )
+            }
+            SubscriptionEnd::Closed => Status::unavailable(
+                "the gateway is shutting down; subscribe again (another replica) with resume_after set to the last alarm id you received",
+            ),
+        }
     }
 }
 
