@@ -307,6 +307,20 @@ pub async fn redis_get(url: &str, key: &str) -> Option<Vec<u8>> {
         .expect("GET works")
 }
 
+/// The length (`XLEN`) of the stream under `key`; 0 if there is none.
+pub async fn redis_xlen(url: &str, key: &str) -> u64 {
+    let client = redis::Client::open(url).expect("test Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("test Redis answers");
+    redis::cmd("XLEN")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .expect("XLEN works")
+}
+
 /// The value of a counter (summed over label sets matching `labels`) on `/metrics`.
 pub async fn counter(http_addr: SocketAddr, name: &str, labels: &str) -> f64 {
     let text = reqwest::get(format!("http://{http_addr}/metrics"))
