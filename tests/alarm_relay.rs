@@ -83,6 +83,25 @@ async fn assert_quiet(stream: &mut Streaming<SubscribeAlarmsResponse>) {
     assert!(next.is_err(), "expected no alarm, got {next:?}");
 }
 
+/// Posts a valid callback with request id `sentinel` and asserts it is the
+/// next alarm on `stream`: whatever was published before it (a leaked refused
+/// callback, a duplicate) would come first, since a stream keeps publish order.
+async fn assert_next_is_sentinel(
+    client: &reqwest::Client,
+    gateway: &TestGateway,
+    query: &str,
+    stream: &mut Streaming<SubscribeAlarmsResponse>,
+) {
+    let body = callback_body("ORDER_SENTINEL", "53%", "sentinel");
+    assert_eq!(post_callback(client, gateway, query, &body).await, 200);
+    let next = next_alarm(stream).await;
+    assert_eq!(
+        (next.order_code.as_str(), next.request_id.as_str()),
+        ("ORDER_SENTINEL", "sentinel"),
+        "the sentinel is the next alarm"
+    );
+}
+
 async fn gateway_on(redis: Option<mp_gateway::config::RedisConfig>) -> (TestGateway, Sandbox) {
     let sandbox = start_sandbox().await;
     let mut config = config_for(&sandbox.base_url());
@@ -117,7 +136,9 @@ async fn a_callback_into_one_replica_reaches_a_subscriber_of_another() {
 
 #[tokio::test]
 async fn mp_gets_its_envelope_back_only_once_the_alarm_is_stored() {
-    let (gateway, _sandbox) = gateway_on(Some(shared_redis())).await;
+    let redis = shared_redis();
+    let stream_key = format!("{}:alarms:v1", redis.key_prefix);
+    let (gateway, _sandbox) = gateway_on(Some(redis)).await;
     let reply: serde_json::Value = http()
         .post(format!("http://{}/mp/alarm-callback", gateway.http_addr))
         .json(&callback_body("ORDER_1", "53%", "r-env"))
@@ -129,6 +150,11 @@ async fn mp_gets_its_envelope_back_only_once_the_alarm_is_stored() {
         .unwrap();
     assert_eq!(reply["code"], 200);
     assert_eq!(reply["requestId"], "r-env");
+    assert_eq!(
+        support::redis_xlen(support::SHARED_REDIS, &stream_key).await,
+        1,
+        "the alarm is in the Redis stream when MP gets its 200"
+    );
 }
 
 #[tokio::test]
@@ -139,14 +165,17 @@ async fn with_a_callback_token_only_callbacks_presenting_it_are_accepted() {
     let gateway = TestGateway::start(config).await;
     let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
     let client = http();
-    let body = callback_body("ORDER_1", "53%", "r1");
 
-    assert_eq!(post_callback(&client, &gateway, "", &body).await, 401);
+    // Request ids of their own: a leaked refused callback is no duplicate of r1.
+    let no_token = callback_body("ORDER_1", "53%", "refused-no-token");
+    assert_eq!(post_callback(&client, &gateway, "", &no_token).await, 401);
+    let wrong_token = callback_body("ORDER_1", "53%", "refused-wrong-token");
     assert_eq!(
-        post_callback(&client, &gateway, "?token=wrong", &body).await,
+        post_callback(&client, &gateway, "?token=wrong", &wrong_token).await,
         401
     );
-    assert_quiet(&mut stream).await;
+    // The accepted one is the first alarm: neither refused callback came before it.
+    let body = callback_body("ORDER_1", "53%", "r1");
     assert_eq!(
         post_callback(&client, &gateway, "?token=s3cret%2Btoken", &body).await,
         200
@@ -196,11 +225,12 @@ async fn oversized_malformed_and_incomplete_bodies_are_refused_and_not_relayed()
         &client,
         &gateway,
         "",
-        &callback_body("ORDER_1", "most", "r"),
+        &callback_body("ORDER_1", "most", "refused-bad-rate"),
     )
     .await;
     assert_eq!(bad_rate, 400);
-    assert_quiet(&mut stream).await;
+    // None of the refused bodies was published before this valid one.
+    assert_next_is_sentinel(&client, &gateway, "", &mut stream).await;
 }
 
 #[tokio::test]
@@ -294,6 +324,8 @@ async fn resume_gets_what_was_missed(redis: Option<mp_gateway::config::RedisConf
         200
     );
     assert_eq!(next_alarm(&mut resumed).await.request_id, "e");
+    // No replayed or live alarm comes twice: the next one is the sentinel.
+    assert_next_is_sentinel(&client, &gateway, "", &mut resumed).await;
     assert_quiet(&mut resumed).await;
 }
 
@@ -384,6 +416,7 @@ async fn a_callback_mp_sends_twice_is_delivered_once() {
     );
     assert_eq!(next_alarm(&mut stream).await.request_id, "same-request");
     assert_eq!(next_alarm(&mut stream).await.request_id, "next");
+    assert_next_is_sentinel(&client, &first, "", &mut stream).await;
     assert_quiet(&mut stream).await;
 }
 
@@ -412,6 +445,9 @@ async fn a_burst_of_1000_callbacks_from_10_senders_is_delivered_once_each_in_str
     for sender in senders {
         sender.await.unwrap();
     }
+    // Published after all 1000: on each stream, the alarm right after them.
+    let sentinel = callback_body("ORDER_SENTINEL", "53%", "sentinel");
+    assert_eq!(post_callback(&client, &receiving, "", &sentinel).await, 200);
     for stream in [&mut on_receiver, &mut on_other] {
         let mut ids = Vec::new();
         let mut per_sender: Vec<Vec<u32>> = vec![Vec::new(); 10];
@@ -430,6 +466,7 @@ async fn a_burst_of_1000_callbacks_from_10_senders_is_delivered_once_each_in_str
                 "each sender's alarms in its order"
             );
         }
+        assert_eq!(next_alarm(stream).await.request_id, "sentinel");
         assert_quiet(stream).await;
     }
 }
@@ -604,6 +641,7 @@ async fn an_open_stream_survives_a_redis_restart_and_callbacks_meanwhile_are_ref
     })
     .await;
     assert_eq!(next_alarm(&mut stream).await.request_id, "during");
+    assert_next_is_sentinel(&client, &gateway, "", &mut stream).await;
     assert_quiet(&mut stream).await;
 }
 

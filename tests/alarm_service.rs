@@ -7,6 +7,7 @@ use support::{
     ACCESS_KEY, TestGateway, config_for, gateway_with_sandbox, start_sandbox, violated_fields,
 };
 use tonic::Code;
+use tonic_types::StatusExt;
 
 #[tokio::test]
 async fn register_callback_stores_the_given_url_at_mp() {
@@ -86,7 +87,7 @@ async fn register_callback_rejects_relative_urls_and_missing_reseller_codes() {
 
 #[tokio::test]
 async fn a_reseller_code_mp_does_not_know_is_refused_with_mps_words() {
-    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let (gateway, sandbox) = gateway_with_sandbox().await;
     let status = gateway
         .alarms()
         .register_callback(RegisterCallbackRequest {
@@ -96,8 +97,26 @@ async fn a_reseller_code_mp_does_not_know_is_refused_with_mps_words() {
         })
         .await
         .unwrap_err();
-    assert_ne!(status.code(), Code::Ok);
-    assert!(support::error_reason(&status).is_some());
+    // MP's business error (envelope code 500) with its own words, which name
+    // no known case: the gateway's catch-all for a refusal.
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(
+        status.message(),
+        "MP refused the request: resellerCode does not match the access key (code 500)"
+    );
+    let info = status
+        .get_details_error_info()
+        .expect("the status carries ErrorInfo");
+    assert_eq!(info.reason, "UPSTREAM_REJECTED");
+    assert_eq!(info.domain, "mp.linksfield.net");
+    assert_eq!(info.metadata["upstream_code"], "500");
+    assert_eq!(
+        info.metadata["upstream_msg"],
+        "resellerCode does not match the access key"
+    );
+    // Asked once (a refusal is not retried), and nothing was stored.
+    assert_eq!(sandbox.calls("saveAlarmCallbackInterface"), 1);
+    assert_eq!(sandbox.callback_url(), None);
 }
 
 #[tokio::test]

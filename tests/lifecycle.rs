@@ -2,11 +2,12 @@
 mod support;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mp_gateway::proto::GetOrderStatusRequest;
 use mp_gateway::sandbox::Fault;
-use support::gateway_with_sandbox;
+use support::{free_port, gateway_with_sandbox, sigterm_and_wait, wait_until_ready};
+use tokio::time::timeout;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
@@ -38,17 +39,26 @@ async fn health_probes_answer_while_serving() {
 
 #[tokio::test]
 async fn shutdown_turns_health_not_serving_and_lets_in_flight_calls_finish() {
+    const WAIT: Duration = Duration::from_secs(10);
     let (mut gateway, sandbox) = gateway_with_sandbox().await;
     let mut health = HealthClient::new(gateway.channel.clone());
-    let mut watch = health
-        .watch(HealthCheckRequest {
+    let mut watch = timeout(
+        WAIT,
+        health.watch(HealthCheckRequest {
             service: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        }),
+    )
+    .await
+    .expect("the health watch starts in time")
+    .unwrap()
+    .into_inner();
     assert_eq!(
-        watch.message().await.unwrap().unwrap().status(),
+        timeout(WAIT, watch.message())
+            .await
+            .expect("the first health status in time")
+            .unwrap()
+            .unwrap()
+            .status(),
         ServingStatus::Serving
     );
 
@@ -62,22 +72,31 @@ async fn shutdown_turns_health_not_serving_and_lets_in_flight_calls_finish() {
             })
             .await
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The sandbox counts the call before it applies the delay.
+    support::eventually(Duration::from_secs(5), "the call reached MP", || async {
+        sandbox.calls("queryOrderStatus") == 1
+    })
+    .await;
     let stopping = gateway.begin_stop();
 
-    let next = watch.message().await.unwrap().unwrap();
+    let next = timeout(WAIT, watch.message())
+        .await
+        .expect("the health status changes in time")
+        .unwrap()
+        .unwrap();
     assert_eq!(next.status(), ServingStatus::NotServing);
     // The in-flight call reached MP and gets MP's answer (unknown order → NOT_FOUND), not a cut.
-    let answer = in_flight.await.unwrap().unwrap_err();
+    let answer = timeout(WAIT, in_flight)
+        .await
+        .expect("the in-flight call ends in time")
+        .unwrap()
+        .unwrap_err();
     assert_eq!(answer.code(), tonic::Code::NotFound);
-    stopping.await.unwrap().unwrap();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    timeout(WAIT, stopping)
+        .await
+        .expect("the gateway stops in time")
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -93,27 +112,9 @@ async fn the_binary_in_sandbox_mode_serves_and_exits_cleanly_on_sigterm() {
         .spawn()
         .expect("binary starts");
     let http_addr = std::net::SocketAddr::from(([127, 0, 0, 1], http));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http_status(http_addr, "/readyz").await != 200 {
-        assert!(Instant::now() < deadline, "not ready within 20 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let stopped_by = Instant::now() + Duration::from_secs(10);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().expect("wait works") {
-            break exit;
-        }
-        assert!(
-            Instant::now() < stopped_by,
-            "did not exit within the grace period"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    wait_until_ready(&mut child, http_addr, Duration::from_secs(20)).await;
+    // Well past the grace period (3 s).
+    let exit = sigterm_and_wait(child, Duration::from_secs(10)).await;
     assert!(exit.success(), "exit status {exit}");
 }
 

@@ -25,7 +25,8 @@ async fn calls_beyond_the_per_connection_limit_are_shed_and_other_connections_ar
     let mut config = config_for(&sandbox.base_url());
     config.grpc_concurrency_limit_per_connection = 2;
     let gateway = TestGateway::start(config).await;
-    sandbox.set_fault(Some(Fault::Delay(Duration::from_millis(500))));
+    // Long enough that every busy call arrives while the first two are still at MP.
+    sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(2))));
 
     let busy = (0..10).map(|_| {
         let mut client = gateway.orders();

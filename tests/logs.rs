@@ -5,12 +5,13 @@ mod support;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mp_gateway::proto::order_service_client::OrderServiceClient;
 use mp_gateway::proto::product_service_client::ProductServiceClient;
 use mp_gateway::proto::{CreateOrderRequest, GetOrderStatusRequest, ListProductsRequest};
 use serde_json::{Value, json};
+use support::{free_port, sigterm_and_wait, wait_until_ready};
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -30,13 +31,6 @@ const SECRETS: &[&str] = &[
     OTHER_GRPC_TOKEN,
     REDIS_PASSWORD,
 ];
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// The binary in sandbox mode with every secret set, logging JSON (our
 /// crate at DEBUG, so the quieter lines are checked too) into `log`.
@@ -68,35 +62,6 @@ fn start_gateway(grpc: u16, http: u16, log: &std::path::Path) -> Child {
         ))
         .spawn()
         .expect("binary starts")
-}
-
-async fn wait_until_ready(http: SocketAddr) {
-    mp_gateway::tls::install_crypto_provider();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let status = reqwest::get(format!("http://{http}/readyz"))
-            .await
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0);
-        if status == 200 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "not ready within 20 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn stop(mut child: Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while child.try_wait().expect("wait works").is_none() {
-        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
@@ -236,9 +201,9 @@ fn json_lines(text: &str) -> Vec<Value> {
 async fn the_log_is_json_with_one_line_per_rpc_and_no_secret() {
     let (grpc, http) = (free_port(), free_port());
     let log = std::env::temp_dir().join(format!("mp-gateway-logs-{}.log", uuid::Uuid::new_v4()));
-    let child = start_gateway(grpc, http, &log);
+    let mut child = start_gateway(grpc, http, &log);
     let http_addr = SocketAddr::from(([127, 0, 0, 1], http));
-    wait_until_ready(http_addr).await;
+    wait_until_ready(&mut child, http_addr, Duration::from_secs(20)).await;
     let channel = Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
         .expect("valid URI")
         .connect()
@@ -246,12 +211,13 @@ async fn the_log_is_json_with_one_line_per_rpc_and_no_secret() {
         .expect("gRPC port accepts");
     let made = make_calls(channel).await;
     post_callbacks(http_addr).await;
-    stop(child);
+    let exit = sigterm_and_wait(child, Duration::from_secs(15)).await;
 
     let stdout = std::fs::read_to_string(&log).expect("log file");
     let stderr = std::fs::read_to_string(log.with_extension("stderr")).expect("stderr file");
     let _ = std::fs::remove_file(&log);
     let _ = std::fs::remove_file(log.with_extension("stderr"));
+    assert!(exit.success(), "exit status {exit}:\n{stderr}");
     for secret in SECRETS {
         assert!(
             !stdout.contains(secret),

@@ -1,11 +1,12 @@
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` set, the real binary sends its spans
 //! to that OTLP/gRPC collector, in the caller's trace, and flushes the last
 //! ones when it stops.
+mod support;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mp_gateway::proto::GetOrderStatusRequest;
 use mp_gateway::proto::order_service_client::OrderServiceClient;
@@ -17,6 +18,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use support::{free_port, sigterm_and_wait, wait_until_ready};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
@@ -51,19 +53,15 @@ async fn start_collector() -> (SocketAddr, Collector) {
     (addr, collector)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn start_gateway(grpc: u16, http: u16, collector: SocketAddr) -> Child {
     Command::new(env!("CARGO_BIN_EXE_mp-gateway"))
         .arg("--sandbox")
         .env("GRPC_ADDR", format!("127.0.0.1:{grpc}"))
         .env("HTTP_ADDR", format!("127.0.0.1:{http}"))
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}"))
+        // No periodic export (default every 5 s) within the test: only the
+        // shutdown flush can deliver the spans.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "600000")
         .env_remove("OTEL_SERVICE_NAME")
         .env_remove("OTEL_RESOURCE_ATTRIBUTES")
         .env_remove("REDIS_URL")
@@ -74,43 +72,13 @@ fn start_gateway(grpc: u16, http: u16, collector: SocketAddr) -> Child {
         .expect("binary starts")
 }
 
-async fn wait_until_ready(http: u16) {
-    mp_gateway::tls::install_crypto_provider();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("http://127.0.0.1:{http}/readyz"))
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(Instant::now() < deadline, "not ready within 20 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn stop(mut child: Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(exit) = child.try_wait().expect("wait works") {
-            assert!(exit.success(), "exit status {exit}");
-            return;
-        }
-        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_reach_the_collector_in_the_callers_trace_by_shutdown() {
     let (collector_addr, collector) = start_collector().await;
     let (grpc, http) = (free_port(), free_port());
-    let child = start_gateway(grpc, http, collector_addr);
-    wait_until_ready(http).await;
+    let mut child = start_gateway(grpc, http, collector_addr);
+    let http_addr = SocketAddr::from(([127, 0, 0, 1], http));
+    wait_until_ready(&mut child, http_addr, Duration::from_secs(20)).await;
     let channel = Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
         .unwrap()
         .connect()
@@ -124,11 +92,21 @@ async fn spans_reach_the_collector_in_the_callers_trace_by_shutdown() {
     request
         .metadata_mut()
         .insert("traceparent", traceparent.parse().unwrap());
-    let _ = OrderServiceClient::new(channel)
+    let answer = OrderServiceClient::new(channel)
         .get_order_status(request)
         .await;
-    // Well before the batch delay (5 s): only the shutdown flush can deliver them this soon.
-    stop(child).await;
+    // The sandbox does not know the order: MP was called and answered.
+    assert_eq!(
+        answer.expect_err("an unknown order").code(),
+        tonic::Code::NotFound
+    );
+    // Long before the batch delay (10 min): only the shutdown flush can deliver them.
+    assert!(
+        collector.0.lock().unwrap().is_empty(),
+        "nothing exported before the shutdown"
+    );
+    let exit = sigterm_and_wait(child, Duration::from_secs(15)).await;
+    assert!(exit.success(), "exit status {exit}");
 
     let exports = collector.0.lock().unwrap().clone();
     let resource_spans: Vec<_> = exports.iter().flat_map(|e| &e.resource_spans).collect();

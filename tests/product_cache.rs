@@ -193,7 +193,7 @@ async fn filters_and_get_product_work_on_the_cached_list() {
 #[tokio::test]
 async fn after_the_ttl_one_background_refresh_runs() {
     let sandbox = start_sandbox().await;
-    let ttl = Duration::from_secs(2);
+    let ttl = Duration::from_secs(4);
     let config = with_ttl(
         config_with_redis(&sandbox.base_url(), SHARED_REDIS, &unique_prefix("ttl")),
         ttl,
@@ -227,10 +227,10 @@ async fn a_stale_list_is_served_without_waiting_for_the_refresh() {
     list_concurrently(&gateway, 1).await;
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
 
-    sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(3))));
+    sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(10))));
     // Waiting for the refresh would miss this deadline.
     let mut request = tonic::Request::new(ListProductsRequest::default());
-    request.set_timeout(Duration::from_secs(1));
+    request.set_timeout(Duration::from_secs(3));
     let reply = gateway.products().list_products(request).await;
     assert_eq!(
         reply.expect("the stale list").into_inner().products.len(),
@@ -256,10 +256,10 @@ async fn a_new_replica_serves_a_stale_list_from_redis_at_once_and_refreshes_it()
     list_concurrently(&first, 1).await;
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
 
-    sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(3))));
+    sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(10))));
     let second = TestGateway::start(config).await;
     let mut request = tonic::Request::new(ListProductsRequest::default());
-    request.set_timeout(Duration::from_secs(1));
+    request.set_timeout(Duration::from_secs(3));
     let reply = second.products().list_products(request).await;
     assert_eq!(
         reply

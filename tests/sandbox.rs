@@ -574,8 +574,9 @@ async fn the_sandbox_remembers_how_many_requests_it_served_at_once() {
     mp.get_json("v2/productList", &[]).await;
     assert_eq!(mp.sandbox.max_in_flight(), 1);
 
+    // Long enough that all three arrive while the first is still delayed.
     mp.sandbox
-        .set_fault(Some(Fault::Delay(Duration::from_millis(300))));
+        .set_fault(Some(Fault::Delay(Duration::from_secs(2))));
     let three = futures::future::join_all((0..3).map(|_| mp.get("v2/productList", &[]))).await;
     assert!(three.iter().all(|r| r.status() == 200));
     assert_eq!(mp.sandbox.max_in_flight(), 3);

@@ -27,7 +27,11 @@ async fn order_status_with(traceparent: Option<&str>) -> Option<String> {
         request.metadata_mut().insert("traceparent", value);
     }
     // Unknown order: NOT_FOUND, but MP was called.
-    let _ = gateway.orders().get_order_status(request).await;
+    let answer = gateway.orders().get_order_status(request).await;
+    assert_eq!(
+        answer.expect_err("an unknown order").code(),
+        tonic::Code::NotFound
+    );
     assert_eq!(sandbox.calls("queryOrderStatus"), 1);
     sandbox.last_header("queryOrderStatus", "traceparent")
 }
@@ -55,6 +59,21 @@ async fn a_call_without_trace_context_starts_a_trace_mp_joins() {
         .expect("MP gets a traceparent");
     let sent = parts(&sent);
     assert_eq!(sent.len(), 4, "{sent:?}");
+    assert_eq!(sent[0], "00", "W3C version 00: {sent:?}");
+    assert!(is_lower_hex(&sent[1], 32), "a 32-hex trace id: {sent:?}");
     assert_ne!(sent[1], "0".repeat(32), "a real trace id: {sent:?}");
     assert_ne!(sent[1], CALLER_TRACE_ID);
+    assert!(is_lower_hex(&sent[2], 16), "a 16-hex span id: {sent:?}");
+    assert_ne!(sent[2], "0".repeat(16), "a real span id: {sent:?}");
+    // No sampler is configured (src/telemetry.rs): the SDK's default,
+    // ParentBased(AlwaysOn), samples a root span.
+    assert_eq!(sent[3], "01", "sampled: {sent:?}");
+}
+
+/// `len` lowercase hex digits, as W3C trace context requires.
+fn is_lower_hex(field: &str, len: usize) -> bool {
+    field.len() == len
+        && field
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

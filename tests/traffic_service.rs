@@ -24,7 +24,7 @@ async fn active_order(gateway: &support::TestGateway) -> String {
 async fn traffic_of_an_order_in_use_grows_over_time() {
     let (gateway, _sandbox) = gateway_with_sandbox().await;
     let code = active_order(&gateway).await;
-    let mut client = gateway.traffic();
+    let client = gateway.traffic();
     let read = |code: String| {
         let mut client = client.clone();
         async move {
@@ -53,7 +53,6 @@ async fn traffic_of_an_order_in_use_grows_over_time() {
         later.used_mb
     );
     assert!(later.used_mb <= later.total_mb);
-    let _ = &mut client;
 }
 
 #[tokio::test]

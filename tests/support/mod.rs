@@ -307,6 +307,87 @@ pub async fn redis_get(url: &str, key: &str) -> Option<Vec<u8>> {
         .expect("GET works")
 }
 
+/// The length (`XLEN`) of the stream under `key`; 0 if there is none.
+pub async fn redis_xlen(url: &str, key: &str) -> u64 {
+    let client = redis::Client::open(url).expect("test Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("test Redis answers");
+    redis::cmd("XLEN")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .expect("XLEN works")
+}
+
+/// A loopback port that was free a moment ago, for a child process to bind.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls the gateway `child`'s `/readyz` on `http_addr` until it answers 200;
+/// panics after `limit`, or at once if the child exits.
+pub async fn wait_until_ready(
+    child: &mut std::process::Child,
+    http_addr: SocketAddr,
+    limit: Duration,
+) {
+    mp_gateway::tls::install_crypto_provider();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("HTTP client");
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(exit) = child.try_wait().expect("wait works") {
+            panic!("the gateway exited ({exit}) before it was ready");
+        }
+        let status = http
+            .get(format!("http://{http_addr}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
+        if status == 200 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not ready within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends SIGTERM to `child` and waits for it to exit; after `limit` it is
+/// killed and the test fails. Returns how it exited.
+pub async fn sigterm_and_wait(
+    mut child: std::process::Child,
+    limit: Duration,
+) -> std::process::ExitStatus {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -TERM {}", child.id());
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(exit) = child.try_wait().expect("wait works") {
+            return exit;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("did not exit within {limit:?} after SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The value of a counter (summed over label sets matching `labels`) on `/metrics`.
 pub async fn counter(http_addr: SocketAddr, name: &str, labels: &str) -> f64 {
     let text = reqwest::get(format!("http://{http_addr}/metrics"))
