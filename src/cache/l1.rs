@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use moka::ops::compute::Op;
 use moka::sync::Cache;
 
 use super::snapshot::{Lifetimes, Snapshot};
@@ -29,14 +30,15 @@ impl L1 {
     }
 
     /// Keeps `snapshot` unless a newer one is already held (a slow fetch
-    /// never replaces a list fetched after it).
+    /// never replaces a list fetched after it). The comparison and the
+    /// insert are one step, so two flights finishing together cannot undo it.
     pub fn put(&self, snapshot: Arc<Snapshot>) {
-        if let Some(current) = self.get()
-            && current.fetched_at() > snapshot.fetched_at()
-        {
-            return;
-        }
-        self.cache.insert((), snapshot);
+        self.cache
+            .entry(())
+            .and_compute_with(|current| match current {
+                Some(current) if current.value().fetched_at() > snapshot.fetched_at() => Op::Nop,
+                _ => Op::Put(snapshot),
+            });
     }
 }
 
