@@ -77,9 +77,10 @@ pub fn request_id(raw: &str) -> Result<RequestId, FieldViolation> {
     parsed
 }
 
-/// The methods the server has, as `package.Service/Method`.
+/// The methods the server has, as `package.Service/Method`, each made once
+/// so that labelling a call only clones an `Arc`.
 #[derive(Debug, Clone, Default)]
-pub struct KnownMethods(Arc<HashSet<String>>);
+pub struct KnownMethods(Arc<HashSet<Arc<str>>>);
 
 impl KnownMethods {
     /// Every method of every service in these encoded `FileDescriptorSet`s
@@ -96,11 +97,12 @@ impl KnownMethods {
                     let service_name = service.name.unwrap_or_default();
                     for method in service.method {
                         let method = method.name.unwrap_or_default();
-                        methods.insert(if package.is_empty() {
+                        let name = if package.is_empty() {
                             format!("{service_name}/{method}")
                         } else {
                             format!("{package}.{service_name}/{method}")
-                        });
+                        };
+                        methods.insert(Arc::from(name));
                     }
                 }
             }
@@ -111,11 +113,10 @@ impl KnownMethods {
     /// The `method` label for a request path like `/pkg.Service/Method`.
     fn label(&self, path: &str) -> Arc<str> {
         let method = path.strip_prefix('/').unwrap_or(path);
-        Arc::from(if self.0.contains(method) {
-            method
-        } else {
-            UNKNOWN_METHOD
-        })
+        self.0
+            .get(method)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(UNKNOWN_METHOD))
     }
 }
 
@@ -251,9 +252,8 @@ impl Rpc {
         }
         let elapsed = self.started.elapsed();
         let code_name = code_name(code);
-        let method = self.method.to_string();
-        counter!(REQUESTS, "method" => method.clone(), "code" => code_name).increment(1);
-        histogram!(DURATION, "method" => method).record(elapsed.as_secs_f64());
+        counter!(REQUESTS, "method" => self.method.clone(), "code" => code_name).increment(1);
+        histogram!(DURATION, "method" => self.method.clone()).record(elapsed.as_secs_f64());
 
         let span = &self.note.span;
         span.record("code", code_name);
