@@ -215,28 +215,6 @@ impl MpClient {
         .await
     }
 
-    pub async fn order_status(
-        &self,
-        order_code: &OrderCode,
-        call: Call<'_>,
-    ) -> Result<Vec<proto::OrderPackage>, MpError> {
-        self.observed(Endpoint::QueryOrderStatus, async {
-            let env: wire::Envelope<Vec<wire::OrderStatusRow>> = self
-                .get(
-                    Endpoint::QueryOrderStatus,
-                    &[("orderCode", order_code.as_str())],
-                    call,
-                )
-                .await?;
-            decode::non_null_rows(env.data, wire::OrderStatusRow::is_null)
-                .map_err(about_order(order_code))?
-                .into_iter()
-                .map(|row| decode::order_package(row, self.config.clock))
-                .collect()
-        })
-        .await
-    }
-
     pub async fn switch_order(
         &self,
         order_code: &OrderCode,
@@ -256,23 +234,31 @@ impl MpClient {
         .await
     }
 
+    pub async fn order_status(
+        &self,
+        order_code: &OrderCode,
+        call: Call<'_>,
+    ) -> Result<Vec<proto::OrderPackage>, MpError> {
+        let clock = self.config.clock;
+        self.query_order(Endpoint::QueryOrderStatus, order_code, call, |data| {
+            decode::non_null_rows(data, wire::OrderStatusRow::is_null)?
+                .into_iter()
+                .map(|row| decode::order_package(row, clock))
+                .collect()
+        })
+        .await
+    }
+
     pub async fn traffic(
         &self,
         order_code: &OrderCode,
         call: Call<'_>,
     ) -> Result<Vec<proto::PackageTraffic>, MpError> {
-        self.observed(Endpoint::QueryTraffic, async {
-            let env: wire::Envelope<Vec<wire::TrafficRow>> = self
-                .get(
-                    Endpoint::QueryTraffic,
-                    &[("orderCode", order_code.as_str())],
-                    call,
-                )
-                .await?;
-            decode::non_null_rows(env.data, wire::TrafficRow::is_null)
-                .map_err(about_order(order_code))?
+        let clock = self.config.clock;
+        self.query_order(Endpoint::QueryTraffic, order_code, call, |data| {
+            decode::non_null_rows(data, wire::TrafficRow::is_null)?
                 .into_iter()
-                .map(|row| decode::package_traffic(row, self.config.clock))
+                .map(|row| decode::package_traffic(row, clock))
                 .collect()
         })
         .await
@@ -283,15 +269,30 @@ impl MpClient {
         order_code: &OrderCode,
         call: Call<'_>,
     ) -> Result<proto::GetDailyTrafficResponse, MpError> {
-        self.observed(Endpoint::QueryHistoryDailyTraffic, async {
-            let env: wire::Envelope<wire::DailyTrafficData> = self
-                .get(
-                    Endpoint::QueryHistoryDailyTraffic,
-                    &[("orderCode", order_code.as_str())],
-                    call,
-                )
+        let clock = self.config.clock;
+        self.query_order(
+            Endpoint::QueryHistoryDailyTraffic,
+            order_code,
+            call,
+            |data: Option<wire::DailyTrafficData>| decode::daily_traffic(data, clock),
+        )
+        .await
+    }
+
+    /// The GET queries about one order: `orderCode` in the query, MP's data
+    /// decoded by `decode`, and MP's null data reported as about that order.
+    async fn query_order<D: DeserializeOwned, T>(
+        &self,
+        endpoint: Endpoint,
+        order_code: &OrderCode,
+        call: Call<'_>,
+        decode: impl FnOnce(Option<D>) -> Result<T, MpError>,
+    ) -> Result<T, MpError> {
+        self.observed(endpoint, async {
+            let env: wire::Envelope<D> = self
+                .get(endpoint, &[("orderCode", order_code.as_str())], call)
                 .await?;
-            decode::daily_traffic(env.data, self.config.clock).map_err(about_order(order_code))
+            decode(env.data).map_err(about_order(order_code))
         })
         .await
     }
@@ -524,6 +525,7 @@ impl MpClient {
 }
 
 /// Names the order in a null-data error, so the caller reads which one MP does not know.
+/// MP's null data, said of the order asked about.
 fn about_order(order_code: &OrderCode) -> impl FnOnce(MpError) -> MpError + '_ {
     move |error| match error {
         MpError::NullData(_) => MpError::NullData(format!("order {order_code}")),
