@@ -280,6 +280,35 @@ where
     }
 }
 
+/// `parse_or` for counts and durations where 0 would disable the thing.
+fn parse_positive<T: FromStr + PartialEq + Default>(
+    variable: &'static str,
+    raw: Option<&str>,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    let value = parse_or(variable, raw, default)?;
+    if value == T::default() {
+        return Err(error(variable, "must be greater than 0"));
+    }
+    Ok(value)
+}
+
+/// An absolute http(s) URL with a host.
+fn http_url(variable: &'static str, raw: &str, example: &str) -> Result<Url, ConfigError> {
+    Url::parse(raw)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        .ok_or_else(|| {
+            error(
+                variable,
+                format!("{raw:?} is not an absolute http(s) URL{example}"),
+            )
+        })
+}
+
 fn non_empty(raw: Option<&String>) -> Option<&str> {
     raw.map(|s| s.trim()).filter(|s| !s.is_empty())
 }
@@ -291,15 +320,7 @@ impl Config {
         } else {
             let base = non_empty(s.mp_base_url.as_ref())
                 .ok_or_else(|| error("MP_BASE_URL", "is required unless MP_SANDBOX is set"))?;
-            let base_url = Url::parse(base)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-                .ok_or_else(|| {
-                    error(
-                        "MP_BASE_URL",
-                        format!("{base:?} is not an absolute http(s) URL"),
-                    )
-                })?;
+            let base_url = http_url("MP_BASE_URL", base, "")?;
             let access_key = non_empty(s.mp_access_key.as_ref())
                 .ok_or_else(|| error("MP_ACCESS_KEY", "is required unless MP_SANDBOX is set"))?;
             let secret_key = non_empty(s.mp_secret_key.as_ref())
@@ -330,51 +351,31 @@ impl Config {
                     .map_err(|e| error("REDIS_URL", format!("is not a Redis URL: {e}")))
             })
             .transpose()?;
-        let alarm_retention: usize =
-            parse_or("ALARM_RETENTION", s.alarm_retention.as_deref(), 100_000)?;
-        let subscriber_buffer: usize = parse_or(
-            "ALARM_SUBSCRIBER_BUFFER",
-            s.alarm_subscriber_buffer.as_deref(),
-            1024,
-        )?;
-        if alarm_retention == 0 {
-            return Err(error("ALARM_RETENTION", "must be greater than 0"));
-        }
-        if subscriber_buffer == 0 {
-            return Err(error("ALARM_SUBSCRIBER_BUFFER", "must be greater than 0"));
-        }
         let alarm_bus = BusConfig {
-            retention: alarm_retention,
+            retention: parse_positive("ALARM_RETENTION", s.alarm_retention.as_deref(), 100_000)?,
             dedup_window: Duration::from_secs(parse_or(
                 "ALARM_DEDUP_WINDOW_SECS",
                 s.alarm_dedup_window_secs.as_deref(),
                 600,
             )?),
-            subscriber_buffer,
+            subscriber_buffer: parse_positive(
+                "ALARM_SUBSCRIBER_BUFFER",
+                s.alarm_subscriber_buffer.as_deref(),
+                1024,
+            )?,
         };
-        let idempotency_ttl = Duration::from_secs(parse_or(
+        let idempotency_ttl = Duration::from_secs(parse_positive(
             "IDEMPOTENCY_TTL_SECS",
             s.idempotency_ttl_secs.as_deref(),
             86_400,
         )?);
-        if idempotency_ttl.is_zero() {
-            return Err(error("IDEMPOTENCY_TTL_SECS", "must be greater than 0"));
-        }
-        let mp_timeout_ms: u64 = parse_or("MP_TIMEOUT_MS", s.mp_timeout_ms.as_deref(), 10_000)?;
-        if mp_timeout_ms == 0 {
-            return Err(error("MP_TIMEOUT_MS", "must be greater than 0"));
-        }
-        let grpc_concurrency_limit_per_connection: usize = parse_or(
+        let mp_timeout_ms: u64 =
+            parse_positive("MP_TIMEOUT_MS", s.mp_timeout_ms.as_deref(), 10_000)?;
+        let grpc_concurrency_limit_per_connection: usize = parse_positive(
             "GRPC_CONCURRENCY_LIMIT_PER_CONNECTION",
             s.grpc_concurrency_limit_per_connection.as_deref(),
             256,
         )?;
-        if grpc_concurrency_limit_per_connection == 0 {
-            return Err(error(
-                "GRPC_CONCURRENCY_LIMIT_PER_CONNECTION",
-                "must be greater than 0",
-            ));
-        }
         Ok(Self {
             upstream,
             grpc_addr: parse_or(
@@ -423,16 +424,12 @@ fn parse_otlp_endpoint(raw: Option<&str>) -> Result<Option<Url>, ConfigError> {
     let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
-    Url::parse(raw)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-        .map(Some)
-        .ok_or_else(|| {
-            error(
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("{raw:?} is not an absolute http(s) URL, e.g. http://otel-collector:4317"),
-            )
-        })
+    http_url(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        raw,
+        ", e.g. http://otel-collector:4317",
+    )
+    .map(Some)
 }
 
 /// `a,b, c` → three tokens; an empty item is a typo, not a token.
@@ -487,14 +484,11 @@ fn parse_tls(s: &Settings) -> Result<Option<GrpcTls>, ConfigError> {
 }
 
 fn product_cache_config(s: &Settings) -> Result<ProductCacheConfig, ConfigError> {
-    let ttl_secs: u64 = parse_or(
+    let ttl_secs: u64 = parse_positive(
         "PRODUCT_CACHE_TTL_SECS",
         s.product_cache_ttl_secs.as_deref(),
         ProductCacheConfig::DEFAULT_TTL.as_secs(),
     )?;
-    if ttl_secs == 0 {
-        return Err(error("PRODUCT_CACHE_TTL_SECS", "must be greater than 0"));
-    }
     let max_stale_secs: u64 = parse_or(
         "PRODUCT_CACHE_MAX_STALE_SECS",
         s.product_cache_max_stale_secs.as_deref(),
@@ -508,10 +502,7 @@ fn product_cache_config(s: &Settings) -> Result<ProductCacheConfig, ConfigError>
 
 fn parse_mp_limits(s: &Settings) -> Result<MpLimits, ConfigError> {
     let max_concurrency: usize =
-        parse_or("MP_MAX_CONCURRENCY", s.mp_max_concurrency.as_deref(), 32)?;
-    if max_concurrency == 0 {
-        return Err(error("MP_MAX_CONCURRENCY", "must be greater than 0"));
-    }
+        parse_positive("MP_MAX_CONCURRENCY", s.mp_max_concurrency.as_deref(), 32)?;
     let rate_limit_per_sec = non_empty(s.mp_rate_limit_per_sec.as_ref())
         .map(|raw| {
             let rate: u32 = parse_or("MP_RATE_LIMIT_PER_SEC", Some(raw), 0)?;
