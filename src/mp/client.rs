@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Serialize, de::DeserializeOwned};
@@ -144,7 +145,7 @@ struct Prepared {
     method: Method,
     url: Url,
     signature: String,
-    body: Option<Vec<u8>>,
+    body: Option<Bytes>,
 }
 
 impl MpClient {
@@ -361,7 +362,7 @@ impl MpClient {
     ) -> Result<wire::Envelope<T>, MpError> {
         let body = serde_json::to_vec(body)
             .map_err(|e| MpError::Malformed(format!("cannot encode request: {e}")))?;
-        self.send(endpoint, Method::POST, &[], Some(body), call)
+        self.send(endpoint, Method::POST, &[], Some(body.into()), call)
             .await
     }
 
@@ -374,7 +375,7 @@ impl MpClient {
         endpoint: Endpoint,
         method: Method,
         query: &[(&str, &str)],
-        body: Option<Vec<u8>>,
+        body: Option<Bytes>,
         call: Call<'_>,
     ) -> Result<wire::Envelope<T>, MpError> {
         // A deadline too far to represent is no deadline.
@@ -437,7 +438,7 @@ impl MpClient {
         endpoint: Endpoint,
         method: Method,
         query: &[(&str, &str)],
-        body: Option<Vec<u8>>,
+        body: Option<Bytes>,
     ) -> Prepared {
         let canonical_query = signing::canonical_query(query.iter().copied());
         let mut url = self.config.base_url.clone();
