@@ -13,22 +13,14 @@ use mp_gateway::proto::{
 use mp_gateway::sandbox::{Sandbox, SandboxConfig};
 use secrecy::SecretString;
 use serde_json::json;
-use support::{ACCESS_KEY, SECRET_KEY, TestGateway, config_for, shared_redis, start_sandbox};
+use support::{
+    ACCESS_KEY, SECRET_KEY, TestGateway, callback_body, config_for, shared_redis, start_sandbox,
+};
 use tokio::time::timeout;
 use tonic::Code;
 use tonic::Streaming;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn callback_body(order: &str, rate: &str, request_id: &str) -> serde_json::Value {
-    json!({
-        "eid": "89049032000001000000128255728753",
-        "packageCode": "LP14230831004073",
-        "orderCode": order,
-        "packageUsedRate": rate,
-        "requestId": request_id,
-    })
-}
 
 fn http() -> reqwest::Client {
     mp_gateway::tls::install_crypto_provider();

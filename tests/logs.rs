@@ -10,7 +10,7 @@ use std::time::Duration;
 use mp_gateway::proto::order_service_client::OrderServiceClient;
 use mp_gateway::proto::product_service_client::ProductServiceClient;
 use mp_gateway::proto::{CreateOrderRequest, GetOrderStatusRequest, ListProductsRequest};
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::{free_port, sigterm_and_wait, wait_until_ready};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -174,13 +174,7 @@ async fn make_calls(channel: Channel) -> Vec<Made> {
 /// A callback with the right token and one with a wrong token.
 async fn post_callbacks(http: SocketAddr) {
     let client = reqwest::Client::new();
-    let body = json!({
-        "eid": "89049032000001000000128255728753",
-        "packageCode": "LP14230831004073",
-        "orderCode": "ORDER_LOGS",
-        "packageUsedRate": "53%",
-        "requestId": uuid::Uuid::new_v4().to_string(),
-    });
+    let body = support::callback_body("ORDER_LOGS", "53%", &uuid::Uuid::new_v4().to_string());
     for token in [CALLBACK_TOKEN, "wrong-token"] {
         client
             .post(format!("http://{http}/mp/alarm-callback?token={token}"))

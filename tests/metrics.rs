@@ -199,13 +199,11 @@ async fn alarm_callbacks_deliveries_and_subscribers_are_counted() {
     assert_eq!(subscribers().await, subscribers_before + 1.0);
     let http = reqwest::Client::new();
     let url = format!("http://{}/mp/alarm-callback", gateway.http_addr);
-    let body = json!({
-        "eid": "89049032000001000000128255728753",
-        "packageCode": "LP14230831004073",
-        "orderCode": format!("ORDER_METRICS_{}", uuid::Uuid::new_v4().simple()),
-        "packageUsedRate": "84%",
-        "requestId": uuid::Uuid::new_v4().to_string(),
-    });
+    let body = support::callback_body(
+        &format!("ORDER_METRICS_{}", uuid::Uuid::new_v4().simple()),
+        "84%",
+        &uuid::Uuid::new_v4().to_string(),
+    );
     for (body, status) in [
         (body.clone(), 200),
         (body, 200),

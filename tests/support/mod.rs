@@ -307,6 +307,17 @@ pub async fn redis_get(url: &str, key: &str) -> Option<Vec<u8>> {
         .expect("GET works")
 }
 
+/// An alarm callback body as MP sends it (MP document section 4.5.2).
+pub fn callback_body(order: &str, rate: &str, request_id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "eid": "89049032000001000000128255728753",
+        "packageCode": "LP14230831004073",
+        "orderCode": order,
+        "packageUsedRate": rate,
+        "requestId": request_id,
+    })
+}
+
 /// The length (`XLEN`) of the stream under `key`; 0 if there is none.
 pub async fn redis_xlen(url: &str, key: &str) -> u64 {
     let client = redis::Client::open(url).expect("test Redis URL");
