@@ -651,11 +651,7 @@ async fn resuming_past_entries_the_gateway_cannot_read_reaches_the_alarms_after_
     assert_eq!(post_callback(&client, &gateway, "", &first).await, 200);
     let anchor = next_alarm(&mut live).await.id;
 
-    let mut conn = redis::Client::open(support::SHARED_REDIS)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = support::redis_connection(support::SHARED_REDIS).await;
     let mut foreign = redis::pipe();
     for _ in 0..1500 {
         foreign

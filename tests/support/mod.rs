@@ -293,16 +293,20 @@ async fn ping(url: &str) -> bool {
         .is_ok()
 }
 
-/// The raw value stored under `key`, if any.
-pub async fn redis_get(url: &str, key: &str) -> Option<Vec<u8>> {
-    let client = redis::Client::open(url).expect("test Redis URL");
-    let mut conn = client
+/// A connection to the test Redis at `url`.
+pub async fn redis_connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("test Redis URL")
         .get_multiplexed_async_connection()
         .await
-        .expect("test Redis answers");
+        .expect("test Redis answers")
+}
+
+/// The raw value stored under `key`, if any.
+pub async fn redis_get(url: &str, key: &str) -> Option<Vec<u8>> {
     redis::cmd("GET")
         .arg(key)
-        .query_async(&mut conn)
+        .query_async(&mut redis_connection(url).await)
         .await
         .expect("GET works")
 }
@@ -320,14 +324,9 @@ pub fn callback_body(order: &str, rate: &str, request_id: &str) -> serde_json::V
 
 /// The length (`XLEN`) of the stream under `key`; 0 if there is none.
 pub async fn redis_xlen(url: &str, key: &str) -> u64 {
-    let client = redis::Client::open(url).expect("test Redis URL");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("test Redis answers");
     redis::cmd("XLEN")
         .arg(key)
-        .query_async(&mut conn)
+        .query_async(&mut redis_connection(url).await)
         .await
         .expect("XLEN works")
 }
