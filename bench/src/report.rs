@@ -98,7 +98,7 @@ pub fn update(
     let begin = format!("<!-- scenario: {scenario} -->");
     let end = format!("<!-- end of scenario: {scenario} -->");
     let body = format!(
-        "{begin}\n## {title}\n\nMachine: {machine}. Measured {date}.\n\nCommand: `cargo run --release --bin mp-bench -- {scenario}`\n\n{table}\n{notes}\n{end}",
+        "{begin}\n## {title}\n\nMachine: {machine}. Measured {date}.\n\nCommand: `cargo run --release -p mp-bench -- {scenario}`\n\n{table}\n{notes}\n{end}",
         title = section.title,
         date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         table = section.table,

@@ -1,8 +1,8 @@
 //! `mp-bench`: load benchmarks of the gateway on this machine.
 //!
 //! ```text
-//! cargo run --release --bin mp-bench                  # every scenario
-//! cargo run --release --bin mp-bench -- product-cache # some of them
+//! cargo run --release -p mp-bench                  # every scenario
+//! cargo run --release -p mp-bench -- product-cache # some of them
 //! ```
 //!
 //! Each scenario starts what it needs on loopback (the MP sandbox, the
@@ -91,7 +91,7 @@ struct Options {
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
     /// Where the results go; `-` prints only.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md"))]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../BENCHMARKS.md"))]
     output: PathBuf,
 }
 
