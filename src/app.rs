@@ -92,6 +92,7 @@ impl Application {
         let http_port = http_listener.local_addr().map_err(StartError::Http)?.port();
         // Before any counter is made, so that they all report to it.
         let metrics = crate::telemetry::metrics();
+        describe_metrics();
         let (sandbox, mp) = upstream(&config).await?;
         let account = mp.access_key.clone();
         let mp = MpClient::new(mp).map_err(StartError::MpClient)?;
@@ -275,6 +276,15 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Each feature's metric descriptions (HELP lines on /metrics).
+fn describe_metrics() {
+    crate::api::observe::describe();
+    crate::mp::metrics::describe();
+    crate::cache::metrics::describe();
+    crate::alarms::metrics::describe();
+    crate::idempotency::metrics::describe();
 }
 
 /// Every method the gRPC server has: ours, health and reflection.

@@ -178,6 +178,7 @@ impl Injector for HeaderInjector<'_> {
 
 /// Installs the process's metrics recorder on first use (later calls, e.g.
 /// several gateways in one test process, share it) and returns its renderer.
+/// Each feature describes its own metrics (`app` asks them to).
 pub fn metrics() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
@@ -193,11 +194,6 @@ pub fn metrics() -> PrometheusHandle {
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("another metrics recorder is installed; /metrics stays empty");
             }
-            crate::cache::metrics::describe();
-            crate::api::observe::describe();
-            crate::mp::metrics::describe();
-            crate::alarms::metrics::describe();
-            crate::idempotency::metrics::describe();
             handle
         })
         .clone()

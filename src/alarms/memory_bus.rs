@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use tokio::sync::broadcast;
 
-use super::bus::{BusConfig, BusError, Published, Subscription};
-use super::{Alarm, AlarmId, AlarmReport};
+use super::subscription::Subscription;
+use super::{Alarm, AlarmId, AlarmReport, BusConfig, BusError, Published};
 
 pub struct MemoryBus {
     log: Mutex<Log>,

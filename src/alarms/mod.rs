@@ -9,10 +9,14 @@ mod id;
 mod memory_bus;
 pub mod metrics;
 mod redis_bus;
+mod subscription;
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use bus::{AlarmBus, BusConfig, BusError, Published, Subscription, SubscriptionEnd};
+pub use bus::AlarmBus;
+pub use subscription::{Subscription, SubscriptionEnd};
 pub use id::{AlarmId, BadAlarmId};
 
 /// One usage alarm as MP reported it.
@@ -49,4 +53,36 @@ impl AlarmReport {
 pub struct Alarm {
     pub id: AlarmId,
     pub report: AlarmReport,
+}
+
+/// How much the bus keeps and for how long it remembers callbacks.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    /// Alarms kept for replay (approximate with Redis: MAXLEN ~).
+    pub retention: usize,
+    /// A repeated callback within this window is delivered once.
+    pub dedup_window: Duration,
+    /// Alarms a subscriber may fall behind before it is told to resume.
+    pub subscriber_buffer: usize,
+}
+
+/// What publishing did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Appended to the log with this id.
+    New(AlarmId),
+    /// The same callback was already published within the window.
+    Duplicate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// Some alarms after `resume_after` are no longer retained (or the id was never in the log).
+    #[error(
+        "alarms after {0} are no longer retained; subscribe without resume_after to start from now"
+    )]
+    OutOfRange(AlarmId),
+    /// The shared log cannot be reached.
+    #[error("the alarm log is unavailable: {0}")]
+    Unavailable(String),
 }

@@ -14,8 +14,8 @@ use redis::{AsyncConnectionConfig, Script};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-use super::bus::{BusConfig, BusError, Published, Subscription};
-use super::{Alarm, AlarmId, AlarmReport};
+use super::subscription::Subscription;
+use super::{Alarm, AlarmId, AlarmReport, BusConfig, BusError, Published};
 
 /// How long one XREAD blocks; the reader's connection waits a little longer.
 const READ_BLOCK: Duration = Duration::from_secs(2);

@@ -1,0 +1,62 @@
+//! One subscriber's view of the bus, whichever bus it is.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use super::{Alarm, AlarmId};
+
+/// Why a subscription ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubscriptionEnd {
+    /// The subscriber fell more than the buffer behind; `last` is the last alarm it was given.
+    #[error("subscriber fell behind the relay's buffer")]
+    Lagged { last: Option<AlarmId> },
+    /// The bus is shutting down.
+    #[error("alarm bus closed")]
+    Closed,
+}
+
+/// One subscriber's view of the bus: replayed alarms, then live ones, in id order.
+pub struct Subscription {
+    replay: VecDeque<Arc<Alarm>>,
+    live: broadcast::Receiver<Arc<Alarm>>,
+    /// The last alarm handed out; live alarms at or before it were already replayed.
+    last: Option<AlarmId>,
+}
+
+impl Subscription {
+    pub(super) fn new(
+        replay: VecDeque<Arc<Alarm>>,
+        live: broadcast::Receiver<Arc<Alarm>>,
+        resume_after: Option<AlarmId>,
+    ) -> Self {
+        Self {
+            replay,
+            live,
+            last: resume_after,
+        }
+    }
+
+    /// The next alarm, waiting for one if needed.
+    pub async fn next(&mut self) -> Result<Arc<Alarm>, SubscriptionEnd> {
+        if let Some(alarm) = self.replay.pop_front() {
+            self.last = Some(alarm.id);
+            return Ok(alarm);
+        }
+        loop {
+            match self.live.recv().await {
+                Ok(alarm) if self.last.is_some_and(|last| alarm.id <= last) => continue,
+                Ok(alarm) => {
+                    self.last = Some(alarm.id);
+                    return Ok(alarm);
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    return Err(SubscriptionEnd::Lagged { last: self.last });
+                }
+                Err(broadcast::error::RecvError::Closed) => return Err(SubscriptionEnd::Closed),
+            }
+        }
+    }
+}
