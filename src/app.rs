@@ -10,8 +10,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tonic::transport::Server;
 use tonic::transport::server::{Router, TcpIncoming};
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::layer::util::{Identity as NoLayer, Stack};
@@ -22,11 +22,11 @@ use crate::alarms::callback::{self, CallbackState};
 use crate::api::auth::BearerAuthLayer;
 use crate::api::observe::{KnownMethods, ObserveLayer};
 use crate::api::{AlarmApi, OrderApi, ProductApi, TrafficApi};
-use crate::cache::metrics::CacheMetrics;
-use crate::cache::redis_store::RedisStore;
 use crate::cache::snapshot::Lifetimes;
-use crate::cache::{CatalogueSettings, Keys, ProductCatalogue, RedisTimeouts};
-use crate::config::{Config, GrpcTls, SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, Upstream};
+use crate::cache::{CatalogueSettings, ProductCatalogue};
+use crate::config::{
+    Config, ConfigError, SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, TlsFiles, Upstream,
+};
 use crate::domain::CallbackUrl;
 use crate::http::{self, Readiness};
 use crate::idempotency::{Idempotency, IdempotencyConfig};
@@ -35,7 +35,9 @@ use crate::proto::alarm_service_server::AlarmServiceServer;
 use crate::proto::order_service_server::OrderServiceServer;
 use crate::proto::product_service_server::ProductServiceServer;
 use crate::proto::traffic_service_server::TrafficServiceServer;
+use crate::redis::Redis;
 use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::tls::GrpcTls;
 
 /// The gRPC service names health reports on, besides the overall "".
 const SERVICE_NAMES: &[&str] = &[
@@ -57,6 +59,9 @@ pub enum StartError {
     Sandbox(io::Error),
     #[error("cannot create the MP client: {0}")]
     MpClient(MpError),
+    /// A file a setting names cannot be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("REDIS_URL: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("cannot build gRPC reflection: {0}")]
@@ -96,7 +101,6 @@ impl Application {
         let (sandbox, mp) = upstream(&config).await?;
         let account = mp.access_key.clone();
         let mp = MpClient::new(mp).map_err(StartError::MpClient)?;
-        let catalogue = product_catalogue(&config, mp.clone(), &account)?;
         if config.callback_token.is_none() {
             tracing::warn!(
                 "CALLBACK_TOKEN is not set: anyone who can reach /mp/alarm-callback can post alarms"
@@ -108,29 +112,26 @@ impl Application {
             ttl: config.idempotency_ttl,
             lease: config.mp_timeout + Duration::from_secs(5),
         };
-        let (bus, idempotency) = match &config.redis {
-            Some(redis) => {
-                let conn = redis.connection_manager()?;
-                (
-                    AlarmBus::redis(
-                        conn.clone(),
-                        redis.client()?,
-                        &redis.key_prefix,
-                        config.alarm_bus.clone(),
-                    ),
-                    Idempotency::redis(conn, &redis.key_prefix, idempotency_config),
-                )
-            }
-            None => {
-                tracing::info!(
-                    "REDIS_URL is not set: alarms and idempotency records stay in process (run one replica)"
-                );
-                (
-                    AlarmBus::in_process(config.alarm_bus.clone()),
-                    Idempotency::in_process(idempotency_config),
-                )
-            }
-        };
+        let redis = config.redis.as_ref().map(Redis::new).transpose()?;
+        if redis.is_none() {
+            tracing::info!(
+                "REDIS_URL is not set: alarms and idempotency records stay in process (run one replica)"
+            );
+        }
+        let bus = AlarmBus::new(config.alarm_bus.clone(), redis.as_ref());
+        let idempotency = Idempotency::new(idempotency_config, redis.as_ref());
+        let catalogue = ProductCatalogue::new(
+            mp.clone(),
+            CatalogueSettings {
+                lifetimes: Lifetimes {
+                    ttl: config.product_cache.ttl,
+                    max_stale: config.product_cache.max_stale,
+                },
+                mp_timeout: config.mp_timeout,
+            },
+            redis.as_ref(),
+            &account,
+        )?;
         let (stop, stopped) = watch::channel(false);
         let readiness = Readiness::default();
         let http =
@@ -298,18 +299,13 @@ fn served_methods() -> KnownMethods {
 }
 
 /// A server builder, serving TLS (and requiring client certificates) when configured.
-fn grpc_server(tls: Option<&GrpcTls>) -> Result<Server, StartError> {
-    let Some(tls) = tls else {
+fn grpc_server(tls: Option<&TlsFiles>) -> Result<Server, StartError> {
+    let Some(files) = tls else {
         return Ok(Server::builder());
     };
-    crate::tls::install_crypto_provider();
-    let identity = Identity::from_pem(&tls.cert_pem, tls.key_pem.expose_secret());
-    let mut config = ServerTlsConfig::new().identity(identity);
-    if let Some(ca) = &tls.client_ca_pem {
-        config = config.client_ca_root(Certificate::from_pem(ca));
-    }
+    let tls = GrpcTls::read(files)?;
     Server::builder()
-        .tls_config(config)
+        .tls_config(tls.server_config())
         .map_err(StartError::Tls)
 }
 
@@ -321,32 +317,6 @@ async fn bind(variable: &'static str, addr: SocketAddr) -> Result<TcpListener, S
             addr,
             source,
         })
-}
-
-/// The product cache: in process, plus Redis when `REDIS_URL` is set. Redis
-/// is not contacted here: one that is down at start is used once it answers.
-fn product_catalogue(
-    config: &Config,
-    mp: MpClient,
-    account: &str,
-) -> Result<ProductCatalogue, StartError> {
-    let settings = CatalogueSettings {
-        lifetimes: Lifetimes {
-            ttl: config.product_cache.ttl,
-            max_stale: config.product_cache.max_stale,
-        },
-        mp_timeout: config.mp_timeout,
-    };
-    let l2 = match &config.redis {
-        None => None,
-        Some(redis) => Some(RedisStore::new(
-            redis.client()?,
-            Keys::new(&redis.key_prefix, account),
-            RedisTimeouts::default(),
-            CacheMetrics::new(),
-        )?),
-    };
-    Ok(ProductCatalogue::new(mp, settings, l2))
 }
 
 /// Starts the simulator when asked to, and says how to reach MP.

@@ -20,6 +20,7 @@ pub mod http;
 pub mod idempotency;
 mod millis;
 pub mod mp;
+pub mod redis;
 pub mod sandbox;
 pub mod telemetry;
 pub mod tls;

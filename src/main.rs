@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mp_gateway::app::Application;
+use mp_gateway::app::{Application, StartError};
 use mp_gateway::config::{Cli, Command, Config};
 use mp_gateway::sandbox::{Sandbox, SandboxConfig};
 use mp_gateway::telemetry;
@@ -44,6 +44,10 @@ async fn run_gateway(cli: &Cli) -> ExitCode {
     telemetry::init(config.log_format, config.otlp_endpoint.as_ref());
     let app = match Application::build(config).await {
         Ok(app) => app,
+        Err(StartError::Config(e)) => {
+            eprintln!("mp-gateway: configuration error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
         Err(e) => {
             tracing::error!("cannot start: {e}");
             return ExitCode::FAILURE;

@@ -578,14 +578,13 @@ async fn sandbox_threshold_callbacks_reach_a_subscriber() {
 /// subscriber is refused with a status instead of being left with a silent gap.
 #[tokio::test]
 async fn a_subscriber_is_refused_while_the_stream_reader_cannot_reach_redis() {
-    let redis = shared_redis();
-    let unreachable = redis::Client::open(format!("redis://{}", support::closed_port().await))
-        .expect("valid URL");
-    let bus = mp_gateway::alarms::AlarmBus::redis(
-        redis.connection_manager().expect("connection manager"),
-        unreachable,
-        &redis.key_prefix,
+    let unreachable = mp_gateway::config::RedisConfig {
+        url: format!("redis://{}", support::closed_port().await).into(),
+        key_prefix: shared_redis().key_prefix,
+    };
+    let bus = mp_gateway::alarms::AlarmBus::new(
         config_for("http://127.0.0.1:9").alarm_bus,
+        Some(&mp_gateway::redis::Redis::new(&unreachable).expect("valid URL")),
     );
 
     let refused = timeout(WAIT, bus.subscribe(None))

@@ -3,7 +3,7 @@ mod support;
 
 use std::path::PathBuf;
 
-use mp_gateway::config::GrpcTls;
+use mp_gateway::config::TlsFiles;
 use mp_gateway::proto::ListProductsRequest;
 use mp_gateway::proto::product_service_client::ProductServiceClient;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -85,11 +85,19 @@ fn pki() -> Pki {
     }
 }
 
-fn tls_config(pki: &Pki, require_client_certs: bool) -> GrpcTls {
-    GrpcTls {
-        cert_pem: pki.server.0.clone().into_bytes(),
-        key_pem: pki.server.1.clone().into_bytes().into(),
-        client_ca_pem: require_client_certs.then(|| pki.ca_pem.clone().into_bytes()),
+/// The server's PEM files, written where `GRPC_TLS_*` would name them.
+fn tls_config(pki: &Pki, require_client_certs: bool) -> TlsFiles {
+    let dir = std::env::temp_dir().join(format!("mpgw-tls-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, pem: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    TlsFiles {
+        cert: write("cert.pem", &pki.server.0),
+        key: write("key.pem", &pki.server.1),
+        client_ca: require_client_certs.then(|| write("ca.pem", &pki.ca_pem)),
     }
 }
 

@@ -6,6 +6,7 @@ use super::memory_bus::MemoryBus;
 use super::redis_bus::RedisBus;
 use super::subscription::Subscription;
 use super::{AlarmId, AlarmReport, BusConfig, BusError, Published};
+use crate::redis::Redis;
 
 /// Where alarms go after a callback and come from for subscribers.
 #[derive(Clone)]
@@ -15,18 +16,13 @@ pub enum AlarmBus {
 }
 
 impl AlarmBus {
-    pub fn in_process(config: BusConfig) -> Self {
-        Self::Memory(Arc::new(MemoryBus::new(config)))
-    }
-
-    /// A bus on a Redis Stream. Connects lazily: Redis being down at start stops nothing.
-    pub fn redis(
-        conn: redis::aio::ConnectionManager,
-        client: redis::Client,
-        key_prefix: &str,
-        config: BusConfig,
-    ) -> Self {
-        Self::Redis(Arc::new(RedisBus::new(conn, client, key_prefix, config)))
+    /// A bus on a Redis Stream shared by every replica when there is a Redis
+    /// (connected lazily: Redis being down at start stops nothing), else in process.
+    pub fn new(config: BusConfig, redis: Option<&Redis>) -> Self {
+        match redis {
+            Some(redis) => Self::Redis(Arc::new(RedisBus::new(redis, config))),
+            None => Self::Memory(Arc::new(MemoryBus::new(config))),
+        }
     }
 
     /// Appends an alarm unless it repeats one seen within the dedup window.

@@ -16,8 +16,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use bus::AlarmBus;
-pub use subscription::{Subscription, SubscriptionEnd};
 pub use id::{AlarmId, BadAlarmId};
+pub use subscription::{Subscription, SubscriptionEnd};
 
 /// One usage alarm as MP reported it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

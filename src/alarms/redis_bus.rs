@@ -8,19 +8,18 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use redis::Script;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
-use redis::{AsyncConnectionConfig, Script};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::subscription::Subscription;
 use super::{Alarm, AlarmId, AlarmReport, BusConfig, BusError, Published};
+use crate::redis::Redis;
 
 /// How long one XREAD blocks; the reader's connection waits a little longer.
 const READ_BLOCK: Duration = Duration::from_secs(2);
-/// How long the reader waits to connect.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long a new subscriber waits for the reader to know where the stream ends.
 const READER_START_WAIT: Duration = Duration::from_secs(2);
 const REPLAY_PAGE: usize = 1000;
@@ -57,25 +56,21 @@ fn unavailable(error: redis::RedisError) -> BusError {
 }
 
 impl RedisBus {
-    /// `conn` is the replica's shared connection; `client` opens the reader's own.
-    pub fn new(
-        conn: ConnectionManager,
-        client: redis::Client,
-        key_prefix: &str,
-        config: BusConfig,
-    ) -> Self {
+    /// Publishes on the replica's shared connection; the reader has its own.
+    pub fn new(redis: &Redis, config: BusConfig) -> Self {
+        let key_prefix = redis.key_prefix();
         // Keys are versioned: a change of the stored format gets new keys.
         let stream_key = format!("{key_prefix}:alarms:v1");
         let (live, _) = broadcast::channel(config.subscriber_buffer.max(1));
         let (positioned, reader_positioned) = watch::channel(false);
         let reader = tokio::spawn(read_forever(
-            client,
+            redis.clone(),
             stream_key.clone(),
             live.clone(),
             positioned,
         ));
         Self {
-            conn,
+            conn: redis.shared(),
             publish: Script::new(PUBLISH_SCRIPT),
             dedup_prefix: format!("{key_prefix}:alarm-seen:v1:"),
             stream_key,
@@ -195,7 +190,7 @@ fn decode(entry: &StreamId) -> Option<Alarm> {
 /// The replica's one reader: XREAD from the last id seen, fan out, repeat;
 /// reconnects with backoff, logging once per outage.
 async fn read_forever(
-    client: redis::Client,
+    redis: Redis,
     key: String,
     live: broadcast::Sender<Arc<Alarm>>,
     positioned: watch::Sender<bool>,
@@ -204,15 +199,8 @@ async fn read_forever(
     let mut outage = false;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let Err(error) = read_until_error(
-            &client,
-            &key,
-            &live,
-            &positioned,
-            &mut position,
-            &mut outage,
-        )
-        .await;
+        let Err(error) =
+            read_until_error(&redis, &key, &live, &positioned, &mut position, &mut outage).await;
         if !outage {
             tracing::error!(%error, "alarm stream reader lost Redis; retrying");
             outage = true;
@@ -224,19 +212,14 @@ async fn read_forever(
 }
 
 async fn read_until_error(
-    client: &redis::Client,
+    redis: &Redis,
     key: &str,
     live: &broadcast::Sender<Arc<Alarm>>,
     positioned: &watch::Sender<bool>,
     position: &mut Option<String>,
     outage: &mut bool,
 ) -> redis::RedisResult<Infallible> {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(READ_BLOCK + Duration::from_secs(3)));
-    let mut conn: MultiplexedConnection = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await?;
+    let mut conn: MultiplexedConnection = redis.blocking_reader(READ_BLOCK).await?;
     if position.is_none() {
         // Start after the newest entry: alarms from before this replica
         // started are for subscribers that resume, which replay them.

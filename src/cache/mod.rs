@@ -1,7 +1,7 @@
 //! The product catalogue ProductService answers from: a two-level cache in
 //! front of MP's `v2/productList` (DESIGN.md section 1).
 //!
-//! - L1 ([`l1`]) is this process's memory; L2 ([`redis_store`]) is Redis,
+//! - L1 ([`l1`]) is this process's memory; L2 ([`redis_l2`]) is Redis,
 //!   shared by every replica, when `REDIS_URL` is set.
 //! - A list is fresh for the TTL. After it, callers still get the stale list
 //!   at once while one background refresh runs, until the stale limit, after
@@ -14,7 +14,7 @@ mod fill;
 pub mod l1;
 pub mod metrics;
 mod outage;
-pub mod redis_store;
+pub mod redis_l2;
 pub mod single_flight;
 pub mod snapshot;
 
@@ -25,15 +25,16 @@ use crate::domain::RequestId;
 use crate::error::GatewayError;
 use crate::mp::{Call, MpClient, MpError};
 use crate::proto::Product;
+use crate::redis::Redis;
 
 use fill::Purpose;
 use l1::L1;
 use metrics::CacheMetrics;
-use redis_store::RedisStore;
+use redis_l2::RedisL2;
 use single_flight::{Flight, SingleFlight};
 use snapshot::{Freshness, Lifetimes, Snapshot};
 
-pub use redis_store::{Keys, RedisTimeouts, StoreError};
+pub use redis_l2::{Keys, StoreError};
 
 /// The longest pause between refresh attempts while MP fails.
 const MAX_REFRESH_RETRY: Duration = Duration::from_secs(5);
@@ -58,7 +59,7 @@ struct Inner {
     lifetimes: Lifetimes,
     lock_hold: Duration,
     l1: L1,
-    l2: Option<RedisStore>,
+    l2: Option<RedisL2>,
     /// Loads and refreshes share one flight: both end with a fresh list in L1.
     fills: SingleFlight<FillResult>,
     /// `bypass_cache` calls share another, which always asks MP: concurrent
@@ -72,10 +73,20 @@ struct Inner {
 type FillResult = Result<Arc<Snapshot>, MpError>;
 
 impl ProductCatalogue {
-    /// `l2` is the Redis level; `None` keeps lists in this process only.
-    pub fn new(mp: MpClient, settings: CatalogueSettings, l2: Option<RedisStore>) -> Self {
+    /// The catalogue of MP account `account`, in process, plus the Redis level
+    /// when there is a Redis. Redis is not contacted here: one that is down at
+    /// start is used once it answers.
+    pub fn new(
+        mp: MpClient,
+        settings: CatalogueSettings,
+        redis: Option<&Redis>,
+        account: &str,
+    ) -> Result<Self, redis::RedisError> {
+        let l2 = redis
+            .map(|redis| RedisL2::new(redis, account, CacheMetrics::new()))
+            .transpose()?;
         let lifetimes = settings.lifetimes;
-        Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 mp,
                 lifetimes,
@@ -87,7 +98,7 @@ impl ProductCatalogue {
                 refresh_not_before: Mutex::new(None),
                 metrics: CacheMetrics::new(),
             }),
-        }
+        })
     }
 
     /// The reseller's products: cached, or from MP when `bypass_cache` is set

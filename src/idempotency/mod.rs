@@ -6,9 +6,9 @@
 //! out) is reported as such instead of ordering again. Stored in Redis when
 //! configured (shared by replicas), else in process.
 
-mod memory_store;
+mod memory_records;
 pub mod metrics;
-mod redis_store;
+mod redis_records;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -18,8 +18,9 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::RequestId;
 use crate::mp::MpError;
-use memory_store::MemoryStore;
-use redis_store::RedisStore;
+use crate::redis::Redis;
+use memory_records::MemoryRecords;
+use redis_records::RedisRecords;
 
 /// What a finished CreateOrder or TopUpOrder produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,8 +78,8 @@ pub enum IdempotencyError {
 /// Stored state per request id.
 #[derive(Clone)]
 enum IdempotencyStore {
-    Memory(MemoryStore),
-    Redis(RedisStore),
+    Memory(MemoryRecords),
+    Redis(RedisRecords),
 }
 
 /// How long records live and how long an unfinished first call is trusted.
@@ -105,22 +106,15 @@ pub fn fingerprint(parts: &impl Serialize) -> String {
 }
 
 impl Idempotency {
-    pub fn in_process(config: IdempotencyConfig) -> Self {
-        Self {
-            store: IdempotencyStore::Memory(MemoryStore::default()),
-            config,
-        }
-    }
-
-    pub fn redis(
-        conn: redis::aio::ConnectionManager,
-        key_prefix: &str,
-        config: IdempotencyConfig,
-    ) -> Self {
-        Self {
-            store: IdempotencyStore::Redis(RedisStore::new(conn, key_prefix)),
-            config,
-        }
+    /// Records in Redis (shared by every replica) when there is a Redis, else in process.
+    pub fn new(config: IdempotencyConfig, redis: Option<&Redis>) -> Self {
+        let store = match redis {
+            Some(redis) => {
+                IdempotencyStore::Redis(RedisRecords::new(redis.shared(), redis.key_prefix()))
+            }
+            None => IdempotencyStore::Memory(MemoryRecords::default()),
+        };
+        Self { store, config }
     }
 
     /// Runs `call` at most once for (`scope`, `request_id`) with this

@@ -7,7 +7,7 @@ use redis::aio::ConnectionManager;
 use super::{IdempotencyError, Record};
 
 #[derive(Clone)]
-pub(super) struct RedisStore {
+pub(super) struct RedisRecords {
     conn: ConnectionManager,
     /// Versioned, so a change of the record format never reads old records wrongly.
     prefix: String,
@@ -17,7 +17,7 @@ fn unavailable(error: impl std::fmt::Display) -> IdempotencyError {
     IdempotencyError::Store(error.to_string())
 }
 
-impl RedisStore {
+impl RedisRecords {
     pub(super) fn new(conn: ConnectionManager, key_prefix: &str) -> Self {
         Self {
             conn,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::Record;
 
 #[derive(Clone, Default)]
-pub(super) struct MemoryStore {
+pub(super) struct MemoryRecords {
     records: Arc<Mutex<Records>>,
 }
 
@@ -17,7 +17,7 @@ struct Records {
     last_sweep: Option<Instant>,
 }
 
-impl MemoryStore {
+impl MemoryRecords {
     fn records(&self) -> MutexGuard<'_, Records> {
         // Every update is a single insert or remove: a poisoned map is still consistent.
         self.records

@@ -7,37 +7,20 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{RedisError, Script};
 
 use super::metrics::CacheMetrics;
 use super::outage::Outage;
 use super::snapshot::Snapshot;
+use crate::redis::Redis;
 
 /// The layout of the stored value; bump it when [`Snapshot::encode`] changes
 /// meaning, so a replica never reads another version's data.
 const FORMAT_VERSION: &str = "v1";
 
-/// How a connection to Redis behaves.
-#[derive(Debug, Clone, Copy)]
-pub struct RedisTimeouts {
-    /// Bound of one Redis command.
-    pub response: Duration,
-    /// Bound of one connection attempt.
-    pub connect: Duration,
-    /// How long Redis is left alone after a failure.
-    pub backoff: Duration,
-}
-
-impl Default for RedisTimeouts {
-    fn default() -> Self {
-        Self {
-            response: Duration::from_millis(250),
-            connect: Duration::from_millis(250),
-            backoff: Duration::from_secs(1),
-        }
-    }
-}
+/// How long Redis is left alone after a failure.
+const OUTAGE_BACKOFF: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -67,35 +50,24 @@ impl Keys {
 
 /// The product list's home in Redis. The connection is made lazily and
 /// remade after failures, so a Redis that is down at start is used once it answers.
-pub struct RedisStore {
+pub struct RedisL2 {
     connection: ConnectionManager,
     keys: Keys,
-    timeouts: RedisTimeouts,
     outage: Outage,
     metrics: CacheMetrics,
     unlock: Script,
 }
 
-impl RedisStore {
-    /// Prepares a connection of its own (with the cache's short timeouts)
+impl RedisL2 {
+    /// Prepares a connection of its own (with the cache's short bounds)
     /// without connecting, so a Redis that is down at start does not matter.
-    pub fn new(
-        client: redis::Client,
-        keys: Keys,
-        timeouts: RedisTimeouts,
-        metrics: CacheMetrics,
-    ) -> Result<Self, RedisError> {
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(timeouts.response))
-            .set_connection_timeout(Some(timeouts.connect))
-            // Our own backoff paces retries; the manager tries once per call.
-            .set_number_of_retries(0);
-        let connection = ConnectionManager::new_lazy_with_config(client, config)?;
+    pub fn new(redis: &Redis, account: &str, metrics: CacheMetrics) -> Result<Self, RedisError> {
+        let connection = redis.dedicated(crate::redis::CACHE)?;
+        let keys = Keys::new(redis.key_prefix(), account);
         Ok(Self {
             connection,
             keys,
-            timeouts,
-            outage: Outage::new(timeouts.backoff),
+            outage: Outage::new(OUTAGE_BACKOFF),
             metrics,
             // Deletes the lock only if it is still ours (it may have expired and been retaken).
             unlock: Script::new(
@@ -177,7 +149,7 @@ impl RedisStore {
             return Err(StoreError::BackingOff);
         }
         // The manager bounds commands too; this also bounds its (re)connecting.
-        let limit = self.timeouts.response + self.timeouts.connect;
+        let limit = crate::redis::CACHE.response + crate::redis::CACHE.connect;
         let result = match tokio::time::timeout(limit, call(self.connection.clone())).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(StoreError::Redis(error)),
@@ -193,9 +165,9 @@ impl RedisStore {
     }
 }
 
-impl std::fmt::Debug for RedisStore {
+impl std::fmt::Debug for RedisL2 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore")
+        f.debug_struct("RedisL2")
             .field("keys", &self.keys)
             .field("down", &self.outage.is_down())
             .finish_non_exhaustive()

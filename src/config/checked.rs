@@ -1,0 +1,261 @@
+//! [`Config::from_settings`]: the raw settings checked, one short function a concern.
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::FixedOffset;
+use redis::IntoConnectionInfo;
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use super::defaults::*;
+use super::parse::{error, http_url, non_empty, parse_or, parse_positive};
+use super::{
+    Config, ConfigError, LogFormat, ProductCacheConfig, RedisConfig, Settings, TlsFiles, Upstream,
+};
+use crate::alarms::BusConfig;
+use crate::domain::CallbackUrl;
+use crate::mp::MpLimits;
+
+impl Config {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        Ok(Self {
+            upstream: upstream(s)?,
+            grpc_addr: parse_or(
+                "GRPC_ADDR",
+                s.grpc_addr.as_deref(),
+                default_addr(DEFAULT_GRPC_ADDR),
+            )?,
+            http_addr: parse_or(
+                "HTTP_ADDR",
+                s.http_addr.as_deref(),
+                default_addr(DEFAULT_HTTP_ADDR),
+            )?,
+            callback_token: non_empty(s.callback_token.as_ref()).map(SecretString::from),
+            public_callback_url: public_callback_url(s)?,
+            mp_timeout: Duration::from_millis(parse_positive(
+                "MP_TIMEOUT_MS",
+                s.mp_timeout_ms.as_deref(),
+                DEFAULT_MP_TIMEOUT_MS,
+            )?),
+            mp_limits: mp_limits(s)?,
+            mp_time_zone: time_zone(s.mp_time_zone.as_deref())?,
+            grpc_concurrency_limit_per_connection: parse_positive(
+                "GRPC_CONCURRENCY_LIMIT_PER_CONNECTION",
+                s.grpc_concurrency_limit_per_connection.as_deref(),
+                DEFAULT_GRPC_CONCURRENCY_LIMIT_PER_CONNECTION,
+            )?,
+            shutdown_grace: Duration::from_secs(parse_or(
+                "SHUTDOWN_GRACE_SECS",
+                s.shutdown_grace_secs.as_deref(),
+                DEFAULT_SHUTDOWN_GRACE_SECS,
+            )?),
+            log_format: log_format(s.log_format.as_ref())?,
+            otlp_endpoint: otlp_endpoint(s.otel_exporter_otlp_endpoint.as_deref())?,
+            redis: redis(s)?,
+            alarm_bus: alarm_bus(s)?,
+            idempotency_ttl: Duration::from_secs(parse_positive(
+                "IDEMPOTENCY_TTL_SECS",
+                s.idempotency_ttl_secs.as_deref(),
+                DEFAULT_IDEMPOTENCY_TTL_SECS,
+            )?),
+            grpc_auth_tokens: tokens(s.grpc_auth_tokens.as_deref())?,
+            grpc_tls: tls_files(s)?,
+            product_cache: product_cache(s)?,
+        })
+    }
+}
+
+fn default_addr(addr: &str) -> std::net::SocketAddr {
+    addr.parse()
+        .expect("the default listen addresses are socket addresses")
+}
+
+fn upstream(s: &Settings) -> Result<Upstream, ConfigError> {
+    if s.sandbox {
+        return Ok(Upstream::Sandbox);
+    }
+    let base_url = http_url(
+        "MP_BASE_URL",
+        required("MP_BASE_URL", s.mp_base_url.as_ref())?,
+        "",
+    )?;
+    let access_key = required("MP_ACCESS_KEY", s.mp_access_key.as_ref())?;
+    let secret_key = required("MP_SECRET_KEY", s.mp_secret_key.as_ref())?;
+    Ok(Upstream::Mp {
+        base_url,
+        access_key: access_key.to_owned(),
+        secret_key: SecretString::from(secret_key),
+    })
+}
+
+fn required<'a>(variable: &'static str, raw: Option<&'a String>) -> Result<&'a str, ConfigError> {
+    non_empty(raw).ok_or_else(|| error(variable, "is required unless MP_SANDBOX is set"))
+}
+
+fn public_callback_url(s: &Settings) -> Result<Option<CallbackUrl>, ConfigError> {
+    non_empty(s.public_callback_url.as_ref())
+        .map(|raw| CallbackUrl::parse(raw).map_err(|v| error("PUBLIC_CALLBACK_URL", v.description)))
+        .transpose()
+}
+
+/// Only the URL's shape is checked: Redis may well be down at start.
+fn redis(s: &Settings) -> Result<Option<RedisConfig>, ConfigError> {
+    let Some(url) = non_empty(s.redis_url.as_ref()) else {
+        return Ok(None);
+    };
+    let config = RedisConfig {
+        url: SecretString::from(url),
+        key_prefix: non_empty(s.redis_key_prefix.as_ref())
+            .unwrap_or(DEFAULT_REDIS_KEY_PREFIX)
+            .to_owned(),
+    };
+    config
+        .url
+        .expose_secret()
+        .into_connection_info()
+        .map_err(|e| error("REDIS_URL", format!("is not a Redis URL: {e}")))?;
+    Ok(Some(config))
+}
+
+fn alarm_bus(s: &Settings) -> Result<BusConfig, ConfigError> {
+    Ok(BusConfig {
+        retention: parse_positive(
+            "ALARM_RETENTION",
+            s.alarm_retention.as_deref(),
+            DEFAULT_ALARM_RETENTION,
+        )?,
+        dedup_window: Duration::from_secs(parse_or(
+            "ALARM_DEDUP_WINDOW_SECS",
+            s.alarm_dedup_window_secs.as_deref(),
+            DEFAULT_ALARM_DEDUP_WINDOW_SECS,
+        )?),
+        subscriber_buffer: parse_positive(
+            "ALARM_SUBSCRIBER_BUFFER",
+            s.alarm_subscriber_buffer.as_deref(),
+            DEFAULT_ALARM_SUBSCRIBER_BUFFER,
+        )?,
+    })
+}
+
+fn log_format(raw: Option<&String>) -> Result<LogFormat, ConfigError> {
+    match non_empty(raw).unwrap_or(DEFAULT_LOG_FORMAT) {
+        "json" => Ok(LogFormat::Json),
+        "pretty" => Ok(LogFormat::Pretty),
+        other => Err(error(
+            "LOG_FORMAT",
+            format!("must be json or pretty, got {other:?}"),
+        )),
+    }
+}
+
+fn otlp_endpoint(raw: Option<&str>) -> Result<Option<Url>, ConfigError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    http_url(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        raw,
+        ", e.g. http://otel-collector:4317",
+    )
+    .map(Some)
+}
+
+/// `a,b, c` → three tokens; an empty item is a typo, not a token.
+fn tokens(raw: Option<&str>) -> Result<Vec<SecretString>, ConfigError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .map(|token| {
+            if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Err(error(
+                    "GRPC_AUTH_TOKENS",
+                    "has an empty token or one with spaces",
+                ))
+            } else {
+                Ok(SecretString::from(token))
+            }
+        })
+        .collect()
+}
+
+/// Which PEM files to serve TLS with; they are read at start, not here.
+fn tls_files(s: &Settings) -> Result<Option<TlsFiles>, ConfigError> {
+    let cert = non_empty(s.grpc_tls_cert.as_ref());
+    let key = non_empty(s.grpc_tls_key.as_ref());
+    let client_ca = non_empty(s.grpc_tls_client_ca.as_ref());
+    match (cert, key) {
+        (None, None) if client_ca.is_some() => Err(error(
+            "GRPC_TLS_CLIENT_CA",
+            "needs GRPC_TLS_CERT and GRPC_TLS_KEY (mTLS is TLS first)",
+        )),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(error("GRPC_TLS_KEY", "is required with GRPC_TLS_CERT")),
+        (None, Some(_)) => Err(error("GRPC_TLS_CERT", "is required with GRPC_TLS_KEY")),
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: PathBuf::from(cert),
+            key: PathBuf::from(key),
+            client_ca: client_ca.map(PathBuf::from),
+        })),
+    }
+}
+
+fn product_cache(s: &Settings) -> Result<ProductCacheConfig, ConfigError> {
+    let ttl_secs = parse_positive(
+        "PRODUCT_CACHE_TTL_SECS",
+        s.product_cache_ttl_secs.as_deref(),
+        DEFAULT_PRODUCT_CACHE_TTL_SECS,
+    )?;
+    let max_stale_secs = parse_or(
+        "PRODUCT_CACHE_MAX_STALE_SECS",
+        s.product_cache_max_stale_secs.as_deref(),
+        DEFAULT_PRODUCT_CACHE_MAX_STALE_SECS,
+    )?;
+    Ok(ProductCacheConfig {
+        ttl: Duration::from_secs(ttl_secs),
+        max_stale: Duration::from_secs(max_stale_secs),
+    })
+}
+
+fn mp_limits(s: &Settings) -> Result<MpLimits, ConfigError> {
+    let max_concurrency = parse_positive(
+        "MP_MAX_CONCURRENCY",
+        s.mp_max_concurrency.as_deref(),
+        DEFAULT_MP_MAX_CONCURRENCY,
+    )?;
+    let rate_limit_per_sec = non_empty(s.mp_rate_limit_per_sec.as_ref())
+        .map(|raw| {
+            let rate: u32 = parse_or("MP_RATE_LIMIT_PER_SEC", Some(raw), 0)?;
+            NonZeroU32::new(rate).ok_or_else(|| {
+                error(
+                    "MP_RATE_LIMIT_PER_SEC",
+                    "must be greater than 0 (leave it unset for no limit)",
+                )
+            })
+        })
+        .transpose()?;
+    Ok(MpLimits {
+        max_concurrency,
+        rate_limit_per_sec,
+    })
+}
+
+/// `+08:00`, `-05:30`, `Z` or `UTC`.
+fn time_zone(raw: Option<&str>) -> Result<FixedOffset, ConfigError> {
+    let raw = raw
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(DEFAULT_MP_TIME_ZONE);
+    match raw {
+        "Z" | "UTC" => Ok(FixedOffset::east_opt(0).expect("UTC is a valid offset")),
+        raw => raw.parse().map_err(|_| {
+            error(
+                "MP_TIME_ZONE",
+                format!("{raw:?} is not a UTC offset like +08:00"),
+            )
+        }),
+    }
+}
