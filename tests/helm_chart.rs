@@ -585,7 +585,7 @@ fn the_chart_sets_every_variable_of_the_configuration_contract() {
 
 #[test]
 fn every_variable_the_binary_reads_is_covered_by_the_chart() {
-    let source = std::fs::read_to_string(Path::new(ROOT).join("src/config.rs")).unwrap();
+    let source = std::fs::read_to_string(Path::new(ROOT).join("src/config/settings.rs")).unwrap();
     let read_by_binary: Vec<&str> = source
         .split("env = \"")
         .skip(1)

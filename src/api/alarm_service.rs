@@ -1,4 +1,3 @@
-use std::collections::HashSet;
 use std::pin::Pin;
 
 use futures::Stream;
@@ -7,11 +6,12 @@ use tonic::{Request, Response, Status};
 use tokio::sync::watch;
 
 use super::alarm_stream::{AlarmFilter, alarm_stream};
-use super::{caller_deadline, observe};
-use crate::alarms::{AlarmBus, AlarmId};
-use crate::domain::{CallbackUrl, FieldViolation, OrderCode};
+use super::requests::{AlarmSubscription, CallbackRegistration, Identified};
+use super::{caller_deadline, parse};
+use crate::alarms::AlarmBus;
+use crate::domain::{CallbackUrl, FieldViolation};
 use crate::error::GatewayError;
-use crate::mp::{Call, MpClient};
+use crate::mp::MpClient;
 use crate::proto::alarm_service_server::AlarmService;
 use crate::proto::{
     RegisterCallbackRequest, RegisterCallbackResponse, SubscribeAlarmsRequest,
@@ -44,69 +44,16 @@ impl AlarmApi {
         }
     }
 
-    fn callback_url(&self, requested: &str) -> Result<CallbackUrl, FieldViolation> {
-        match (requested, &self.default_callback_url) {
-            ("", Some(default)) => Ok(default.clone()),
-            ("", None) => Err(FieldViolation::new(
-                "http_url",
-                "is required when the gateway has no PUBLIC_CALLBACK_URL configured",
-            )),
-            (url, _) => CallbackUrl::parse(url),
-        }
-    }
-}
-
-fn reseller_code(raw: &str) -> Result<&str, FieldViolation> {
-    let violation = |why: &str| FieldViolation::new("reseller_code", why);
-    if raw.is_empty() {
-        return Err(violation("is required"));
-    }
-    if raw.len() > 64 || !raw.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(violation(
-            "must be up to 64 letters and digits, e.g. SG00000010",
-        ));
-    }
-    Ok(raw)
-}
-
-fn parse_subscription(
-    req: &SubscribeAlarmsRequest,
-) -> Result<(Option<AlarmId>, AlarmFilter), GatewayError> {
-    let request_id = observe::request_id(&req.request_id).err();
-    let resume_after = match req.resume_after.as_str() {
-        "" => Ok(None),
-        raw => raw
-            .parse::<AlarmId>()
-            .map(Some)
-            .map_err(|e| FieldViolation::new("resume_after", e.to_string())),
-    };
-    let order_codes = req
-        .order_codes
-        .iter()
-        .map(|code| {
-            OrderCode::parse(code)
-                .map(|code| code.as_str().to_owned())
-                .map_err(|v| {
-                    FieldViolation::new("order_codes", format!("{:?} {}", v.field, v.description))
-                })
-        })
-        .collect::<Result<HashSet<_>, _>>();
-    let percent = (req.min_used_percent > 100)
-        .then(|| FieldViolation::new("min_used_percent", "must be at most 100"));
-    match (request_id, resume_after, order_codes, percent) {
-        (None, Ok(resume_after), Ok(order_codes), None) => Ok((
-            resume_after,
-            AlarmFilter {
-                order_codes,
-                min_used_percent: req.min_used_percent,
-            },
-        )),
-        (request_id, resume_after, order_codes, percent) => Err(GatewayError::invalid([
-            request_id.as_ref(),
-            resume_after.as_ref().err(),
-            order_codes.as_ref().err(),
-            percent.as_ref(),
-        ])),
+    /// The URL the caller named, else the gateway's default.
+    fn callback_url(&self, requested: Option<CallbackUrl>) -> Result<CallbackUrl, GatewayError> {
+        requested
+            .or_else(|| self.default_callback_url.clone())
+            .ok_or_else(|| {
+                GatewayError::InvalidArgument(vec![FieldViolation::new(
+                    "http_url",
+                    "is required when the gateway has no PUBLIC_CALLBACK_URL configured",
+                )])
+            })
     }
 }
 
@@ -119,26 +66,16 @@ impl AlarmService for AlarmApi {
         request: Request<RegisterCallbackRequest>,
     ) -> Result<Response<RegisterCallbackResponse>, Status> {
         let deadline = caller_deadline(&request);
-        let req = request.into_inner();
-        let request_id = observe::request_id(&req.request_id);
-        let reseller = reseller_code(&req.reseller_code);
-        let url = self.callback_url(&req.http_url);
-        let (Ok(request_id), Ok(reseller), Ok(url)) = (&request_id, &reseller, &url) else {
-            return Err(GatewayError::invalid([
-                request_id.as_ref().err(),
-                reseller.as_ref().err(),
-                url.as_ref().err(),
-            ])
-            .into());
-        };
-        let call = Call {
-            request_id,
-            deadline,
-        };
-        let http_url = self.mp.save_alarm_callback(reseller, url, call).await?;
+        let registration: CallbackRegistration = parse(request.get_ref())?;
+        let url = self.callback_url(registration.http_url.clone())?;
+        let call = registration.call(deadline);
+        let http_url = self
+            .mp
+            .save_alarm_callback(&registration.reseller_code, &url, call)
+            .await?;
         Ok(Response::new(RegisterCallbackResponse {
             http_url,
-            request_id: request_id.to_string(),
+            request_id: registration.request_id.to_string(),
         }))
     }
 
@@ -148,8 +85,12 @@ impl AlarmService for AlarmApi {
         &self,
         request: Request<SubscribeAlarmsRequest>,
     ) -> Result<Response<Self::SubscribeAlarmsStream>, Status> {
-        let (resume_after, filter) = parse_subscription(request.get_ref())?;
-        let subscription = self.bus.subscribe(resume_after).await?;
+        let wanted: AlarmSubscription = parse(request.get_ref())?;
+        let filter = AlarmFilter {
+            order_codes: wanted.order_codes,
+            min_used_percent: wanted.min_used_percent,
+        };
+        let subscription = self.bus.subscribe(wanted.resume_after).await?;
         let stream = alarm_stream(subscription, filter, self.shutdown.clone());
         Ok(Response::new(Box::pin(stream)))
     }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod observe;
 mod order_service;
 mod product_service;
+mod requests;
 pub mod status;
 mod traffic_service;
 
@@ -16,9 +17,9 @@ pub use order_service::OrderApi;
 pub use product_service::ProductApi;
 pub use traffic_service::TrafficApi;
 
-use crate::domain::{FieldViolation, OrderCode, RequestId};
+use crate::domain::{FieldViolation, RequestId};
 use crate::error::GatewayError;
-use crate::mp::Call;
+use requests::{Identified, RawRequestId};
 
 /// Whether `path` is a health or reflection method: infrastructure that probes
 /// and tools (grpcurl asks reflection before every call) reach without a token,
@@ -54,76 +55,24 @@ pub fn caller_deadline<T>(request: &tonic::Request<T>) -> Option<Duration> {
     })
 }
 
-/// A request about one order: who asks, about which order, how long they wait.
-#[derive(Clone)]
-pub(crate) struct OrderQuery {
-    pub request_id: RequestId,
-    pub order_code: OrderCode,
-    pub deadline: Option<Duration>,
-}
-
-/// The requests that name one order by its code.
-pub(crate) trait AboutOneOrder {
-    fn request_id(&self) -> &str;
-    fn order_code(&self) -> &str;
-}
-
-macro_rules! about_one_order {
-    ($($request:ty),*) => {$(
-        impl AboutOneOrder for $request {
-            fn request_id(&self) -> &str {
-                &self.request_id
-            }
-            fn order_code(&self) -> &str {
-                &self.order_code
-            }
+/// The request as domain values ([`requests`]). Its request id goes on the
+/// call's span and log line, also when another field is wrong.
+pub(crate) fn parse<'a, R, Q>(raw: &'a R) -> Result<Q, GatewayError>
+where
+    R: RawRequestId,
+    Q: TryFrom<&'a R, Error = Vec<FieldViolation>> + Identified,
+{
+    match Q::try_from(raw) {
+        Ok(checked) => {
+            observe::record_request_id(checked.request_id());
+            Ok(checked)
         }
-    )*};
-}
-
-about_one_order!(
-    crate::proto::TopUpOrderRequest,
-    crate::proto::GetOrderStatusRequest,
-    crate::proto::GetTrafficRequest,
-    crate::proto::GetDailyTrafficRequest
-);
-
-impl OrderQuery {
-    pub fn parse<R: AboutOneOrder>(request: &tonic::Request<R>) -> Result<Self, GatewayError> {
-        let req = request.get_ref();
-        let request_id = observe::request_id(req.request_id());
-        let order_code = OrderCode::parse(req.order_code());
-        let (Ok(request_id), Ok(order_code)) = (&request_id, &order_code) else {
-            return Err(GatewayError::invalid([
-                request_id.as_ref().err(),
-                order_code.as_ref().err(),
-            ]));
-        };
-        Ok(Self {
-            request_id: request_id.clone(),
-            order_code: order_code.clone(),
-            deadline: caller_deadline(request),
-        })
-    }
-
-    /// The MP call this query makes.
-    pub fn call(&self) -> Call<'_> {
-        Call {
-            request_id: &self.request_id,
-            deadline: self.deadline,
+        Err(violations) => {
+            if let Ok(id) = RequestId::parse_or_generate(raw.raw_request_id()) {
+                observe::record_request_id(&id);
+            }
+            Err(GatewayError::InvalidArgument(violations))
         }
-    }
-}
-
-fn parse_request_id(raw: &str) -> Result<RequestId, GatewayError> {
-    observe::request_id(raw).map_err(|v| GatewayError::InvalidArgument(vec![v]))
-}
-
-fn required_id(field: &'static str, value: u64) -> Result<u64, FieldViolation> {
-    if value == 0 {
-        Err(FieldViolation::new(field, "is required"))
-    } else {
-        Ok(value)
     }
 }
 

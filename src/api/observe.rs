@@ -27,7 +27,7 @@ use tracing::Instrument as _;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::domain::{FieldViolation, RequestId};
+use crate::domain::RequestId;
 
 pub const REQUESTS: &str = "mp_gateway_grpc_requests_total";
 pub const DURATION: &str = "mp_gateway_grpc_request_duration_seconds";
@@ -61,20 +61,15 @@ struct Note {
     request_id: Mutex<Option<String>>,
 }
 
-/// Parses a request's `request_id` (generating one when empty) and, when it
-/// is valid, records it on the current call's span and `rpc finished` line.
-pub fn request_id(raw: &str) -> Result<RequestId, FieldViolation> {
-    let parsed = RequestId::parse_or_generate(raw);
-    if let Ok(id) = &parsed {
-        let _ = CURRENT.try_with(|note| {
-            note.span.record("request_id", id.as_str());
-            *note
-                .request_id
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(id.as_str().to_owned());
-        });
-    }
-    parsed
+/// Records a call's request id on its span and `rpc finished` line.
+pub fn record_request_id(id: &RequestId) {
+    let _ = CURRENT.try_with(|note| {
+        note.span.record("request_id", id.as_str());
+        *note
+            .request_id
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(id.as_str().to_owned());
+    });
 }
 
 /// The methods the server has, as `package.Service/Method`, each made once

@@ -2,15 +2,16 @@ use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
-use super::{OrderQuery, caller_deadline, observe, required_id};
-use crate::domain::{ActivationCode, FieldViolation, Iccid, OrderCode, Price, RequestId};
+use super::requests::{Identified, OrderQuery, OrderRequest, SwitchRequest};
+use super::{caller_deadline, parse};
+use crate::domain::{ActivationCode, Iccid, Price};
 use crate::error::GatewayError;
 use crate::idempotency::{Idempotency, Outcome, fingerprint};
-use crate::mp::{Call, MpClient, NewOrder, SwitchButton};
+use crate::mp::{Call, MpClient, NewOrder};
 use crate::proto::order_service_server::OrderService;
 use crate::proto::{
     CreateOrderRequest, CreateOrderResponse, GetOrderStatusRequest, GetOrderStatusResponse,
-    SwitchAction, SwitchOrderRequest, SwitchOrderResponse, TopUpOrderRequest, TopUpOrderResponse,
+    SwitchOrderRequest, SwitchOrderResponse, TopUpOrderRequest, TopUpOrderResponse,
 };
 
 /// `linksfield.mp.v1.OrderService`.
@@ -57,45 +58,6 @@ fn order_fingerprint(order: &NewOrder) -> String {
     ))
 }
 
-fn parse_create_order(req: &CreateOrderRequest) -> Result<(RequestId, NewOrder), GatewayError> {
-    let request_id = observe::request_id(&req.request_id);
-    let product_id = required_id("product_id", req.product_id);
-    let iccid = req.iccid.as_deref().map(Iccid::parse).transpose();
-    let price = req.price.as_deref().map(Price::parse).transpose();
-    let (Ok(request_id), Ok(product_id), Ok(iccid), Ok(price)) =
-        (&request_id, &product_id, &iccid, &price)
-    else {
-        return Err(GatewayError::invalid([
-            request_id.as_ref().err(),
-            product_id.as_ref().err(),
-            iccid.as_ref().err(),
-            price.as_ref().err(),
-        ]));
-    };
-    let order = NewOrder {
-        product_id: *product_id,
-        goods_id: req.goods_id,
-        order_quantity: req.order_quantity,
-        iccid: iccid.clone(),
-        price: price.clone(),
-        activate: req.activate,
-    };
-    Ok((request_id.clone(), order))
-}
-
-fn switch_button(action: i32) -> Result<SwitchButton, FieldViolation> {
-    match SwitchAction::try_from(action) {
-        Ok(SwitchAction::On) => Ok(SwitchButton::On),
-        Ok(SwitchAction::Suspend) => Ok(SwitchButton::Suspend),
-        Ok(SwitchAction::Restart) => Ok(SwitchButton::Restart),
-        Ok(SwitchAction::Off) => Ok(SwitchButton::Off),
-        Ok(SwitchAction::Unspecified) | Err(_) => Err(FieldViolation::new(
-            "action",
-            "must be one of SWITCH_ACTION_ON, SWITCH_ACTION_SUSPEND, SWITCH_ACTION_RESTART, SWITCH_ACTION_OFF",
-        )),
-    }
-}
-
 #[tonic::async_trait]
 impl OrderService for OrderApi {
     async fn create_order(
@@ -103,8 +65,11 @@ impl OrderService for OrderApi {
         request: Request<CreateOrderRequest>,
     ) -> Result<Response<CreateOrderResponse>, Status> {
         let deadline = caller_deadline(&request);
-        let req = request.into_inner();
-        let (request_id, order) = parse_create_order(&req)?;
+        let OrderRequest {
+            request_id,
+            order,
+            include_qr_png,
+        } = parse(request.get_ref())?;
         let wait = self.duplicate_wait(deadline);
         let fingerprint = order_fingerprint(&order);
         let (mp, id) = (self.mp.clone(), request_id.clone());
@@ -133,7 +98,7 @@ impl OrderService for OrderApi {
         };
         let code = ActivationCode::parse(&activation_code)
             .map_err(|e| GatewayError::Internal(format!("stored activation code {e}")))?;
-        let qr_png = if req.include_qr_png {
+        let qr_png = if include_qr_png {
             code.qr_png()
                 .map_err(|e| GatewayError::Internal(e.to_string()))?
         } else {
@@ -156,8 +121,9 @@ impl OrderService for OrderApi {
         &self,
         request: Request<TopUpOrderRequest>,
     ) -> Result<Response<TopUpOrderResponse>, Status> {
-        let query = OrderQuery::parse(&request)?;
-        let wait = self.duplicate_wait(query.deadline);
+        let deadline = caller_deadline(&request);
+        let query: OrderQuery = parse(request.get_ref())?;
+        let wait = self.duplicate_wait(deadline);
         let fingerprint = fingerprint(&query.order_code.as_str());
         let (mp, request) = (self.mp.clone(), query.clone());
         let outcome = self
@@ -168,7 +134,9 @@ impl OrderService for OrderApi {
                 fingerprint,
                 wait,
                 async move {
-                    let top_up = mp.top_up(&request.order_code, request.call()).await?;
+                    let top_up = mp
+                        .top_up(&request.order_code, request.call(deadline))
+                        .await?;
                     Ok(Outcome::ToppedUp {
                         order_code: top_up.order_code,
                         renew_period: top_up.renew_period,
@@ -194,10 +162,11 @@ impl OrderService for OrderApi {
         &self,
         request: Request<GetOrderStatusRequest>,
     ) -> Result<Response<GetOrderStatusResponse>, Status> {
-        let query = OrderQuery::parse(&request)?;
+        let deadline = caller_deadline(&request);
+        let query: OrderQuery = parse(request.get_ref())?;
         let packages = self
             .mp
-            .order_status(&query.order_code, query.call())
+            .order_status(&query.order_code, query.call(deadline))
             .await?;
         Ok(Response::new(GetOrderStatusResponse {
             packages,
@@ -210,26 +179,12 @@ impl OrderService for OrderApi {
         request: Request<SwitchOrderRequest>,
     ) -> Result<Response<SwitchOrderResponse>, Status> {
         let deadline = caller_deadline(&request);
-        let req = request.into_inner();
-        let request_id = observe::request_id(&req.request_id);
-        let order_code = OrderCode::parse(&req.order_code);
-        let button = switch_button(req.action);
-        let (Ok(request_id), Ok(order_code), Ok(button)) = (&request_id, &order_code, &button)
-        else {
-            return Err(GatewayError::invalid([
-                request_id.as_ref().err(),
-                order_code.as_ref().err(),
-                button.as_ref().err(),
-            ])
-            .into());
-        };
-        let call = Call {
-            request_id,
-            deadline,
-        };
-        self.mp.switch_order(order_code, *button, call).await?;
+        let switch: SwitchRequest = parse(request.get_ref())?;
+        self.mp
+            .switch_order(&switch.order_code, switch.button, switch.call(deadline))
+            .await?;
         Ok(Response::new(SwitchOrderResponse {
-            request_id: request_id.to_string(),
+            request_id: switch.request_id.to_string(),
         }))
     }
 }

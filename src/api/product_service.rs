@@ -1,6 +1,7 @@
 use tonic::{Request, Response, Status};
 
-use super::{caller_deadline, observe, parse_request_id, required_id};
+use super::requests::{Identified, Plain, ProductQuery};
+use super::{caller_deadline, parse};
 use crate::cache::ProductCatalogue;
 use crate::error::GatewayError;
 use crate::mp::Call;
@@ -28,8 +29,8 @@ impl ProductService for ProductApi {
         request: Request<ListProductsRequest>,
     ) -> Result<Response<ListProductsResponse>, Status> {
         let deadline = caller_deadline(&request);
+        let Plain { request_id } = parse(request.get_ref())?;
         let req = request.into_inner();
-        let request_id = parse_request_id(&req.request_id)?;
         let call = Call {
             request_id: &request_id,
             deadline,
@@ -52,22 +53,9 @@ impl ProductService for ProductApi {
         request: Request<GetProductRequest>,
     ) -> Result<Response<GetProductResponse>, Status> {
         let deadline = caller_deadline(&request);
-        let req = request.into_inner();
-        let request_id = observe::request_id(&req.request_id);
-        let product_id = required_id("product_id", req.product_id);
-        let (Ok(request_id), Ok(product_id)) = (&request_id, &product_id) else {
-            return Err(GatewayError::invalid([
-                request_id.as_ref().err(),
-                product_id.as_ref().err(),
-            ])
-            .into());
-        };
-        let product_id = *product_id;
-        let call = Call {
-            request_id,
-            deadline,
-        };
-        let products = self.catalogue.products(call, false).await?;
+        let query: ProductQuery = parse(request.get_ref())?;
+        let product_id = query.product_id;
+        let products = self.catalogue.products(query.call(deadline), false).await?;
         let product = products
             .iter()
             .find(|p| p.product_id == product_id)
@@ -77,7 +65,7 @@ impl ProductService for ProductApi {
             })?;
         Ok(Response::new(GetProductResponse {
             product: Some(product),
-            request_id: request_id.to_string(),
+            request_id: query.request_id.to_string(),
         }))
     }
 }

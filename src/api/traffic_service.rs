@@ -1,6 +1,7 @@
 use tonic::{Request, Response, Status};
 
-use super::OrderQuery;
+use super::requests::{Identified, OrderQuery};
+use super::{caller_deadline, parse};
 use crate::mp::MpClient;
 use crate::proto::traffic_service_server::TrafficService;
 use crate::proto::{
@@ -25,8 +26,12 @@ impl TrafficService for TrafficApi {
         &self,
         request: Request<GetTrafficRequest>,
     ) -> Result<Response<GetTrafficResponse>, Status> {
-        let query = OrderQuery::parse(&request)?;
-        let packages = self.mp.traffic(&query.order_code, query.call()).await?;
+        let deadline = caller_deadline(&request);
+        let query: OrderQuery = parse(request.get_ref())?;
+        let packages = self
+            .mp
+            .traffic(&query.order_code, query.call(deadline))
+            .await?;
         Ok(Response::new(GetTrafficResponse {
             packages,
             request_id: query.request_id.to_string(),
@@ -37,10 +42,11 @@ impl TrafficService for TrafficApi {
         &self,
         request: Request<GetDailyTrafficRequest>,
     ) -> Result<Response<GetDailyTrafficResponse>, Status> {
-        let query = OrderQuery::parse(&request)?;
+        let deadline = caller_deadline(&request);
+        let query: OrderQuery = parse(request.get_ref())?;
         let daily = self
             .mp
-            .daily_traffic(&query.order_code, query.call())
+            .daily_traffic(&query.order_code, query.call(deadline))
             .await?;
         Ok(Response::new(GetDailyTrafficResponse {
             request_id: query.request_id.to_string(),
