@@ -1,7 +1,7 @@
-mod support;
+//! ProductService: MP's catalogue, filtered, with parsed quantities.
 
+use crate::support::{gateway_with_sandbox, violated_fields};
 use mp_gateway::proto::{GetProductRequest, ListProductsRequest};
-use support::{gateway_with_sandbox, violated_fields};
 use tonic::Code;
 
 #[tokio::test]
