@@ -5,13 +5,14 @@
 use std::time::{Duration, SystemTime};
 
 use crate::support::{
-    ACCESS_KEY, OwnRedis, SHARED_REDIS, TestGateway, counter, eventually, gateway, redis_get,
-    start_sandbox, unique_prefix, unreachable_redis_url,
+    ACCESS_KEY, OwnRedis, SHARED_REDIS, TestGateway, counter, eventually, gateway, get_product,
+    list_products, listed_ids, redis_get, start_sandbox, unique_prefix, unreachable_redis_url,
+    with_timeout,
 };
 use futures::future::join_all;
 use mp_gateway::cache::Keys;
 use mp_gateway::cache::snapshot::Snapshot;
-use mp_gateway::proto::{GetProductRequest, ListProductsRequest};
+use mp_gateway::proto::ListProductsRequest;
 use mp_gateway::sandbox::{Fault, Sandbox};
 use tonic::Code;
 
@@ -135,47 +136,20 @@ async fn filters_and_get_product_work_on_the_cached_list() {
     let gateway = gateway().start_on(&sandbox).await;
     let mut client = gateway.products();
     list_concurrently(&gateway, 1).await;
-    let by_goods = client
-        .list_products(ListProductsRequest {
-            goods_id: Some(35),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .products;
-    assert_eq!(
-        by_goods.iter().map(|p| p.product_id).collect::<Vec<_>>(),
-        [5, 8]
-    );
-    let china = client
-        .list_products(ListProductsRequest {
-            cover_country: "460".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .products;
+    let by_goods = ListProductsRequest {
+        goods_id: Some(35),
+        ..Default::default()
+    };
+    assert_eq!(listed_ids(&mut client, by_goods).await, [5, 8]);
+    let in_china = ListProductsRequest {
+        cover_country: "460".into(),
+        ..Default::default()
+    };
+    let china = list_products(&mut client, in_china).await;
     assert!(china.iter().all(|p| p.cover_country == "460"));
-    let product = client
-        .get_product(GetProductRequest {
-            product_id: 6,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .product
-        .unwrap();
+    let product = get_product(&mut client, 6).await.unwrap();
     assert_eq!(product.product_name, "1GB/7days");
-    let missing = client
-        .get_product(GetProductRequest {
-            product_id: 999,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let missing = get_product(&mut client, 999).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
     assert_eq!(sandbox.calls(PRODUCT_LIST), 1);
 }
@@ -216,8 +190,7 @@ async fn a_stale_list_is_served_without_waiting_for_the_refresh() {
 
     sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(10))));
     // Waiting for the refresh would miss this deadline.
-    let mut request = tonic::Request::new(ListProductsRequest::default());
-    request.set_timeout(Duration::from_secs(3));
+    let request = with_timeout(ListProductsRequest::default(), Duration::from_secs(3));
     let reply = gateway.products().list_products(request).await;
     assert_eq!(
         reply.expect("the stale list").into_inner().products.len(),
@@ -240,8 +213,7 @@ async fn a_new_replica_serves_a_stale_list_from_redis_at_once_and_refreshes_it()
 
     sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(10))));
     let second = TestGateway::start(config).await;
-    let mut request = tonic::Request::new(ListProductsRequest::default());
-    request.set_timeout(Duration::from_secs(3));
+    let request = with_timeout(ListProductsRequest::default(), Duration::from_secs(3));
     let reply = second.products().list_products(request).await;
     assert_eq!(
         reply
@@ -406,8 +378,7 @@ async fn a_hung_redis_is_waited_for_briefly_then_skipped() {
     // A cold replica cannot read Redis: after the short Redis timeout it asks MP.
     let cold = TestGateway::start(config).await;
     for _ in 0..3 {
-        let mut request = tonic::Request::new(ListProductsRequest::default());
-        request.set_timeout(Duration::from_secs(3));
+        let request = with_timeout(ListProductsRequest::default(), Duration::from_secs(3));
         let reply = cold.products().list_products(request).await;
         assert_eq!(
             reply

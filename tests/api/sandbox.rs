@@ -88,10 +88,7 @@ impl Mp {
         let mut request = self
             .http
             .request(method, url)
-            .header("X-HMAC-ACCESS-KEY", ACCESS_KEY)
-            .header("X-HMAC-ALGORITHM", ALGORITHM)
-            .header("X-HMAC-SIGNED-HEADERS", SIGNED_HEADERS)
-            .header("X-HMAC-SIGNATURE", signature)
+            .headers(hmac_headers(SIGNED_HEADERS, &signature))
             .header("Accept-Language", ACCEPT_LANGUAGE)
             .header("Content-Type", CONTENT_TYPE);
         if let Some(body) = body {
@@ -128,6 +125,22 @@ impl Mp {
             .await;
         answer["data"][0].clone()
     }
+}
+
+/// The `X-HMAC-*` headers of a request signed with our access key.
+fn hmac_headers(signed_headers: &str, signature: &str) -> reqwest::header::HeaderMap {
+    [
+        ("x-hmac-access-key", ACCESS_KEY),
+        ("x-hmac-algorithm", ALGORITHM),
+        ("x-hmac-signed-headers", signed_headers),
+        ("x-hmac-signature", signature),
+    ]
+    .into_iter()
+    .map(|(name, value)| {
+        let value = value.parse().expect("an ASCII header value");
+        (reqwest::header::HeaderName::from_static(name), value)
+    })
+    .collect()
 }
 
 async fn envelope(response: reqwest::Response) -> Value {
@@ -204,10 +217,7 @@ async fn a_signature_over_a_date_and_headers_in_another_order_is_accepted() {
     let response = mp
         .http
         .get(format!("{}{path}?requestId=x", mp.sandbox.base_url()))
-        .header("X-HMAC-ACCESS-KEY", ACCESS_KEY)
-        .header("X-HMAC-ALGORITHM", ALGORITHM)
-        .header("X-HMAC-SIGNED-HEADERS", "Content-Type;X-Custom")
-        .header("X-HMAC-SIGNATURE", signature)
+        .headers(hmac_headers("Content-Type;X-Custom", &signature))
         .header("Date", date)
         .header("Content-Type", CONTENT_TYPE)
         .header("X-Custom", "abc")
@@ -235,10 +245,7 @@ async fn a_query_changed_after_signing_is_rejected_with_401() {
     let response = mp
         .http
         .get(format!("{}{path}?orderCode=ORDER_2", mp.sandbox.base_url()))
-        .header("X-HMAC-ACCESS-KEY", ACCESS_KEY)
-        .header("X-HMAC-ALGORITHM", ALGORITHM)
-        .header("X-HMAC-SIGNED-HEADERS", SIGNED_HEADERS)
-        .header("X-HMAC-SIGNATURE", signature)
+        .headers(hmac_headers(SIGNED_HEADERS, &signature))
         .header("Accept-Language", ACCEPT_LANGUAGE)
         .header("Content-Type", CONTENT_TYPE)
         .send()

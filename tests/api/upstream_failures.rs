@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::support::{closed_port, error_reason, gateway, gateway_with_sandbox};
+use crate::support::{closed_port, error_reason, gateway, gateway_with_sandbox, with_timeout};
 
 fn list() -> ListProductsRequest {
     ListProductsRequest::default()
@@ -80,11 +80,13 @@ async fn mp_slower_than_the_callers_deadline_is_deadline_exceeded() {
     // Neither MP_TIMEOUT nor MP's delay may end the call before the caller's deadline.
     let (gateway, sandbox) = gateway().mp_timeout(Duration::from_secs(30)).start().await;
     sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(10))));
-    let mut request = tonic::Request::new(GetOrderStatusRequest {
-        order_code: "ORDER_1".into(),
-        ..Default::default()
-    });
-    request.set_timeout(Duration::from_millis(1000));
+    let request = with_timeout(
+        GetOrderStatusRequest {
+            order_code: "ORDER_1".into(),
+            ..Default::default()
+        },
+        Duration::from_millis(1000),
+    );
     let started = std::time::Instant::now();
     let status = gateway
         .orders()

@@ -15,7 +15,7 @@ use tonic_types::StatusExt;
 
 use crate::support::{
     ACCESS_KEY, SECRET_KEY, TestGateway, error_reason, gateway, gateway_with_sandbox, new_order,
-    start_sandbox,
+    start_sandbox, with_timeout,
 };
 
 fn status_of(order_code: &str) -> GetOrderStatusRequest {
@@ -174,8 +174,7 @@ async fn a_get_that_ran_into_mp_timeout_ms_is_retried_while_the_callers_deadline
     let order_code = new_order(&gateway).await;
     sandbox.set_fault_for(1, Fault::Delay(Duration::from_secs(2)));
 
-    let mut request = tonic::Request::new(status_of(&order_code));
-    request.set_timeout(Duration::from_secs(2));
+    let request = with_timeout(status_of(&order_code), Duration::from_secs(2));
     gateway
         .orders()
         .get_order_status(request)
@@ -190,8 +189,7 @@ async fn a_get_cut_short_by_the_callers_deadline_is_not_retried() {
     let (gateway, sandbox) = gateway_with_sandbox().await;
     sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(2))));
 
-    let mut request = tonic::Request::new(status_of("ORDER_1"));
-    request.set_timeout(Duration::from_millis(300));
+    let request = with_timeout(status_of("ORDER_1"), Duration::from_millis(300));
     let status = gateway
         .orders()
         .get_order_status(request)

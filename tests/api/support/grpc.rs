@@ -24,3 +24,10 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
 pub fn error_reason(status: &tonic::Status) -> Option<String> {
     status.get_details_error_info().map(|info| info.reason)
 }
+
+/// `message` as a request whose caller gives up after `timeout` (`grpc-timeout`).
+pub fn with_timeout<T>(message: T, timeout: std::time::Duration) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(timeout);
+    request
+}

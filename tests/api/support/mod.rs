@@ -7,6 +7,7 @@ mod grpc;
 mod metrics;
 mod orders;
 mod processes;
+mod products;
 mod redis;
 
 use std::net::SocketAddr;
@@ -17,12 +18,13 @@ pub use gateway::{
     ACCESS_KEY, SECRET_KEY, TestGateway, config_for, gateway, gateway_with_sandbox, start_sandbox,
     start_sandbox_with_traffic,
 };
-pub use grpc::{error_reason, violated_fields, with_token};
+pub use grpc::{error_reason, violated_fields, with_timeout, with_token};
 pub use metrics::{counter, metric};
 pub use orders::{active_order, new_order, order};
 pub use processes::{
     free_port, gateway_binary, loopback, sandbox_binary, sigterm_and_wait, wait_until_ready,
 };
+pub use products::{get_product, list_products, listed_ids};
 pub use redis::{
     OwnRedis, SHARED_REDIS, redis_config, redis_connection, redis_get, redis_xlen, shared_redis,
     unique_prefix, unreachable_redis_url,
