@@ -56,6 +56,25 @@ async fn stored(url: &str, prefix: &str) -> Option<Snapshot> {
     Some(Snapshot::decode(&bytes).expect("the stored list decodes"))
 }
 
+/// A product list's time to live in the tests of going stale.
+const SHORT_TTL: Duration = Duration::from_secs(1);
+
+/// A gateway in front of `sandbox` with [`SHORT_TTL`] and `max_stale`,
+/// holding a fresh list.
+async fn warm_gateway(sandbox: &Sandbox, max_stale: Duration) -> TestGateway {
+    let gateway = gateway()
+        .cache_ttl(SHORT_TTL, max_stale)
+        .start_on(sandbox)
+        .await;
+    list_concurrently(&gateway, 1).await;
+    gateway
+}
+
+/// Waits until a list fetched now has gone stale.
+async fn outlive_the_short_ttl() {
+    tokio::time::sleep(SHORT_TTL + Duration::from_millis(100)).await;
+}
+
 async fn wait_for_mp_calls(sandbox: &Sandbox, calls: u64) {
     eventually(
         Duration::from_secs(10),
@@ -180,13 +199,8 @@ async fn after_the_ttl_one_background_refresh_runs() {
 #[tokio::test]
 async fn a_stale_list_is_served_without_waiting_for_the_refresh() {
     let sandbox = start_sandbox().await;
-    let ttl = Duration::from_secs(1);
-    let gateway = gateway()
-        .cache_ttl(ttl, Duration::from_secs(60))
-        .start_on(&sandbox)
-        .await;
-    list_concurrently(&gateway, 1).await;
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    let gateway = warm_gateway(&sandbox, Duration::from_secs(60)).await;
+    outlive_the_short_ttl().await;
 
     sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(10))));
     // Waiting for the refresh would miss this deadline.
@@ -202,14 +216,13 @@ async fn a_stale_list_is_served_without_waiting_for_the_refresh() {
 #[tokio::test]
 async fn a_new_replica_serves_a_stale_list_from_redis_at_once_and_refreshes_it() {
     let sandbox = start_sandbox().await;
-    let ttl = Duration::from_secs(1);
     let config = gateway()
         .redis_at(SHARED_REDIS, &unique_prefix("stale-l2"))
-        .cache_ttl(ttl, Duration::from_secs(60))
+        .cache_ttl(SHORT_TTL, Duration::from_secs(60))
         .config(&sandbox.base_url());
     let first = TestGateway::start(config.clone()).await;
     list_concurrently(&first, 1).await;
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    outlive_the_short_ttl().await;
 
     sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(10))));
     let second = TestGateway::start(config).await;
@@ -229,14 +242,9 @@ async fn a_new_replica_serves_a_stale_list_from_redis_at_once_and_refreshes_it()
 #[tokio::test]
 async fn mp_failing_during_a_refresh_keeps_the_last_good_list_served() {
     let sandbox = start_sandbox().await;
-    let ttl = Duration::from_secs(1);
-    let gateway = gateway()
-        .cache_ttl(ttl, Duration::from_secs(60))
-        .start_on(&sandbox)
-        .await;
-    list_concurrently(&gateway, 1).await;
+    let gateway = warm_gateway(&sandbox, Duration::from_secs(60)).await;
     sandbox.set_fault(Some(Fault::HttpStatus(500)));
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    outlive_the_short_ttl().await;
 
     list_concurrently(&gateway, 20).await;
     let failures = "mp_gateway_product_cache_refresh_failures_total";
@@ -263,14 +271,9 @@ async fn mp_failing_during_a_refresh_keeps_the_last_good_list_served() {
 #[tokio::test]
 async fn past_the_stale_limit_a_list_is_not_served() {
     let sandbox = start_sandbox().await;
-    let ttl = Duration::from_secs(1);
-    let gateway = gateway()
-        .cache_ttl(ttl, Duration::ZERO)
-        .start_on(&sandbox)
-        .await;
-    list_concurrently(&gateway, 1).await;
+    let gateway = warm_gateway(&sandbox, Duration::ZERO).await;
     sandbox.set_fault(Some(Fault::HttpStatus(500)));
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    outlive_the_short_ttl().await;
     let status = list_once(&gateway).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
 }
