@@ -1,24 +1,11 @@
-mod support;
+//! TrafficService: how much data an order used, in all and day by day.
 
 use std::time::Duration;
 
-use mp_gateway::proto::{CreateOrderRequest, GetDailyTrafficRequest, GetTrafficRequest};
-use support::{error_reason, gateway_with_sandbox, violated_fields};
+use mp_gateway::proto::{GetDailyTrafficRequest, GetTrafficRequest};
 use tonic::Code;
 
-async fn active_order(gateway: &support::TestGateway) -> String {
-    gateway
-        .orders()
-        .create_order(CreateOrderRequest {
-            product_id: 6,
-            activate: Some(true),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .order_code
-}
+use crate::support::{active_order, error_reason, gateway_with_sandbox, violated_fields};
 
 #[tokio::test]
 async fn traffic_of_an_order_in_use_grows_over_time() {

@@ -1,21 +1,24 @@
 //! The real binary's log: JSON lines, one `rpc finished` line per gRPC call
 //! (method, code, latency, request id), and never a secret, whatever the
 //! calls and callbacks it served.
-mod support;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use mp_gateway::proto::order_service_client::OrderServiceClient;
 use mp_gateway::proto::product_service_client::ProductServiceClient;
 use mp_gateway::proto::{CreateOrderRequest, GetOrderStatusRequest, ListProductsRequest};
 use serde_json::Value;
-use support::{free_port, sigterm_and_wait, wait_until_ready};
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+
+use crate::support::{
+    callback_body, free_port, http_client, loopback, sandbox_binary, sigterm_and_wait,
+    wait_until_ready, with_token,
+};
 
 const MP_SECRET_KEY: &str = "mp-secret-key-never-logged";
 const MP_ACCESS_KEY: &str = "mp-access-key-never-logged";
@@ -35,10 +38,7 @@ const SECRETS: &[&str] = &[
 /// The binary in sandbox mode with every secret set, logging JSON (our
 /// crate at DEBUG, so the quieter lines are checked too) into `log`.
 fn start_gateway(grpc: u16, http: u16, log: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_mp-gateway"))
-        .arg("--sandbox")
-        .env("GRPC_ADDR", format!("127.0.0.1:{grpc}"))
-        .env("HTTP_ADDR", format!("127.0.0.1:{http}"))
+    sandbox_binary(grpc, http)
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info,mp_gateway=debug")
         .env("SHUTDOWN_GRACE_SECS", "3")
@@ -62,15 +62,6 @@ fn start_gateway(grpc: u16, http: u16, log: &std::path::Path) -> Child {
         ))
         .spawn()
         .expect("binary starts")
-}
-
-fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Some(token) = token {
-        let value = format!("Bearer {token}").parse().expect("ASCII header");
-        request.metadata_mut().insert("authorization", value);
-    }
-    request
 }
 
 /// One gRPC call the test made, and what its log line must say.
@@ -173,8 +164,8 @@ async fn make_calls(channel: Channel) -> Vec<Made> {
 
 /// A callback with the right token and one with a wrong token.
 async fn post_callbacks(http: SocketAddr) {
-    let client = reqwest::Client::new();
-    let body = support::callback_body("ORDER_LOGS", "53%", &uuid::Uuid::new_v4().to_string());
+    let client = http_client();
+    let body = callback_body("ORDER_LOGS", "53%", &uuid::Uuid::new_v4().to_string());
     for token in [CALLBACK_TOKEN, "wrong-token"] {
         client
             .post(format!("http://{http}/mp/alarm-callback?token={token}"))
@@ -196,7 +187,7 @@ async fn the_log_is_json_with_one_line_per_rpc_and_no_secret() {
     let (grpc, http) = (free_port(), free_port());
     let log = std::env::temp_dir().join(format!("mp-gateway-logs-{}.log", uuid::Uuid::new_v4()));
     let mut child = start_gateway(grpc, http, &log);
-    let http_addr = SocketAddr::from(([127, 0, 0, 1], http));
+    let http_addr = loopback(http);
     wait_until_ready(&mut child, http_addr, Duration::from_secs(20)).await;
     let channel = Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
         .expect("valid URI")

@@ -1,5 +1,4 @@
 //! How MP's failures reach callers: every one a clear status, none a crash.
-mod support;
 
 use std::time::Duration;
 
@@ -7,11 +6,10 @@ use mp_gateway::config::Upstream;
 use mp_gateway::proto::{GetOrderStatusRequest, ListProductsRequest, TopUpOrderRequest};
 use mp_gateway::sandbox::Fault;
 use secrecy::SecretString;
-use support::{
-    TestGateway, closed_port, config_for, error_reason, gateway_with_sandbox, start_sandbox,
-};
 use tonic::Code;
 use tonic_types::StatusExt;
+
+use crate::support::{closed_port, error_reason, gateway, gateway_with_sandbox, with_timeout};
 
 fn list() -> ListProductsRequest {
     ListProductsRequest::default()
@@ -57,7 +55,9 @@ async fn mp_answering_a_non_json_body_is_unavailable() {
 
 #[tokio::test]
 async fn mp_not_listening_is_unavailable_and_the_gateway_keeps_serving() {
-    let gateway = TestGateway::start(config_for(&format!("http://{}", closed_port().await))).await;
+    let gateway = gateway()
+        .start_against(&format!("http://{}", closed_port().await))
+        .await;
     let mut client = gateway.products();
     for _ in 0..3 {
         let status = client.list_products(list()).await.unwrap_err();
@@ -77,17 +77,16 @@ async fn mp_not_listening_is_unavailable_and_the_gateway_keeps_serving() {
 
 #[tokio::test]
 async fn mp_slower_than_the_callers_deadline_is_deadline_exceeded() {
-    let sandbox = start_sandbox().await;
-    let mut config = config_for(&sandbox.base_url());
     // Neither MP_TIMEOUT nor MP's delay may end the call before the caller's deadline.
-    config.mp_timeout = Duration::from_secs(30);
-    let gateway = TestGateway::start(config).await;
+    let (gateway, sandbox) = gateway().mp_timeout(Duration::from_secs(30)).start().await;
     sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(10))));
-    let mut request = tonic::Request::new(GetOrderStatusRequest {
-        order_code: "ORDER_1".into(),
-        ..Default::default()
-    });
-    request.set_timeout(Duration::from_millis(1000));
+    let request = with_timeout(
+        GetOrderStatusRequest {
+            order_code: "ORDER_1".into(),
+            ..Default::default()
+        },
+        Duration::from_millis(1000),
+    );
     let started = std::time::Instant::now();
     let status = gateway
         .orders()
@@ -103,10 +102,10 @@ async fn mp_slower_than_the_callers_deadline_is_deadline_exceeded() {
 
 #[tokio::test]
 async fn mp_slower_than_mp_timeout_is_deadline_exceeded_with_a_reason() {
-    let sandbox = start_sandbox().await;
-    let mut config = config_for(&sandbox.base_url());
-    config.mp_timeout = Duration::from_millis(200);
-    let gateway = TestGateway::start(config).await;
+    let (gateway, sandbox) = gateway()
+        .mp_timeout(Duration::from_millis(200))
+        .start()
+        .await;
     sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(2))));
     let status = gateway.products().list_products(list()).await.unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded);
@@ -115,12 +114,14 @@ async fn mp_slower_than_mp_timeout_is_deadline_exceeded_with_a_reason() {
 
 #[tokio::test]
 async fn a_wrong_secret_key_is_internal_upstream_auth_failed() {
-    let sandbox = start_sandbox().await;
-    let mut config = config_for(&sandbox.base_url());
-    if let Upstream::Mp { secret_key, .. } = &mut config.upstream {
-        *secret_key = SecretString::from("not-the-secret");
-    }
-    let gateway = TestGateway::start(config).await;
+    let (gateway, sandbox) = gateway()
+        .with(|config| {
+            if let Upstream::Mp { secret_key, .. } = &mut config.upstream {
+                *secret_key = SecretString::from("not-the-secret");
+            }
+        })
+        .start()
+        .await;
     let status = gateway.products().list_products(list()).await.unwrap_err();
     assert_eq!(status.code(), Code::Internal);
     assert_eq!(

@@ -1,15 +1,18 @@
 //! Start, probes and shutdown, in process and as the real binary.
-mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use mp_gateway::proto::GetOrderStatusRequest;
 use mp_gateway::sandbox::Fault;
-use support::{free_port, gateway_with_sandbox, sigterm_and_wait, wait_until_ready};
 use tokio::time::timeout;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+use crate::support::{
+    free_port, gateway_binary, gateway_with_sandbox, loopback, sandbox_binary, sigterm_and_wait,
+    wait_until_ready,
+};
 
 async fn http_status(addr: std::net::SocketAddr, path: &str) -> u16 {
     mp_gateway::tls::install_crypto_provider();
@@ -73,7 +76,7 @@ async fn shutdown_turns_health_not_serving_and_lets_in_flight_calls_finish() {
             .await
     });
     // The sandbox counts the call before it applies the delay.
-    support::eventually(Duration::from_secs(5), "the call reached MP", || async {
+    crate::support::eventually(Duration::from_secs(5), "the call reached MP", || async {
         sandbox.calls("queryOrderStatus") == 1
     })
     .await;
@@ -102,17 +105,13 @@ async fn shutdown_turns_health_not_serving_and_lets_in_flight_calls_finish() {
 #[tokio::test]
 async fn the_binary_in_sandbox_mode_serves_and_exits_cleanly_on_sigterm() {
     let (grpc, http) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mp-gateway"))
-        .arg("--sandbox")
-        .env("GRPC_ADDR", format!("127.0.0.1:{grpc}"))
-        .env("HTTP_ADDR", format!("127.0.0.1:{http}"))
+    let mut child = sandbox_binary(grpc, http)
         .env("SHUTDOWN_GRACE_SECS", "3")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("binary starts");
-    let http_addr = std::net::SocketAddr::from(([127, 0, 0, 1], http));
-    wait_until_ready(&mut child, http_addr, Duration::from_secs(20)).await;
+    wait_until_ready(&mut child, loopback(http), Duration::from_secs(20)).await;
     // Well past the grace period (3 s).
     let exit = sigterm_and_wait(child, Duration::from_secs(10)).await;
     assert!(exit.success(), "exit status {exit}");
@@ -120,7 +119,7 @@ async fn the_binary_in_sandbox_mode_serves_and_exits_cleanly_on_sigterm() {
 
 #[test]
 fn a_missing_setting_stops_the_binary_with_one_line_naming_it() {
-    let output = Command::new(env!("CARGO_BIN_EXE_mp-gateway"))
+    let output = gateway_binary()
         .env_remove("MP_BASE_URL")
         .env_remove("MP_SANDBOX")
         .output()
@@ -133,7 +132,7 @@ fn a_missing_setting_stops_the_binary_with_one_line_naming_it() {
 
 #[test]
 fn a_malformed_setting_is_named_and_no_secret_is_echoed() {
-    let output = Command::new(env!("CARGO_BIN_EXE_mp-gateway"))
+    let output = gateway_binary()
         .env("MP_BASE_URL", "https://mp.example")
         .env("MP_ACCESS_KEY", "SG1")
         .env("MP_SECRET_KEY", "super-secret-value")

@@ -1,20 +1,19 @@
 //! The product cache (DESIGN.md sections 1 and 5): one MP call per miss,
 //! shared through Redis, stale-while-revalidate, and Redis failing without
 //! ListProducts failing. MP calls are counted at the sandbox; Redis is real.
-mod support;
 
 use std::time::{Duration, SystemTime};
 
+use crate::support::{
+    ACCESS_KEY, OwnRedis, SHARED_REDIS, TestGateway, counter, eventually, gateway, get_product,
+    list_products, listed_ids, redis_get, start_sandbox, unique_prefix, unreachable_redis_url,
+    with_timeout,
+};
 use futures::future::join_all;
 use mp_gateway::cache::Keys;
 use mp_gateway::cache::snapshot::Snapshot;
-use mp_gateway::config::Config;
-use mp_gateway::proto::{GetProductRequest, ListProductsRequest};
+use mp_gateway::proto::ListProductsRequest;
 use mp_gateway::sandbox::{Fault, Sandbox};
-use support::{
-    ACCESS_KEY, OwnRedis, SHARED_REDIS, TestGateway, closed_port, config_for, config_with_redis,
-    counter, eventually, redis_get, start_sandbox, unique_prefix,
-};
 use tonic::Code;
 
 const PRODUCT_LIST: &str = "v2/productList";
@@ -57,10 +56,23 @@ async fn stored(url: &str, prefix: &str) -> Option<Snapshot> {
     Some(Snapshot::decode(&bytes).expect("the stored list decodes"))
 }
 
-fn with_ttl(mut config: Config, ttl: Duration, max_stale: Duration) -> Config {
-    config.product_cache.ttl = ttl;
-    config.product_cache.max_stale = max_stale;
-    config
+/// A product list's time to live in the tests of going stale.
+const SHORT_TTL: Duration = Duration::from_secs(1);
+
+/// A gateway in front of `sandbox` with [`SHORT_TTL`] and `max_stale`,
+/// holding a fresh list.
+async fn warm_gateway(sandbox: &Sandbox, max_stale: Duration) -> TestGateway {
+    let gateway = gateway()
+        .cache_ttl(SHORT_TTL, max_stale)
+        .start_on(sandbox)
+        .await;
+    list_concurrently(&gateway, 1).await;
+    gateway
+}
+
+/// Waits until a list fetched now has gone stale.
+async fn outlive_the_short_ttl() {
+    tokio::time::sleep(SHORT_TTL + Duration::from_millis(100)).await;
 }
 
 async fn wait_for_mp_calls(sandbox: &Sandbox, calls: u64) {
@@ -76,12 +88,10 @@ async fn wait_for_mp_calls(sandbox: &Sandbox, calls: u64) {
 async fn two_hundred_concurrent_calls_on_a_cold_cache_make_one_mp_call() {
     let sandbox = start_sandbox().await;
     let prefix = unique_prefix("cold-200");
-    let gateway = TestGateway::start(config_with_redis(
-        &sandbox.base_url(),
-        SHARED_REDIS,
-        &prefix,
-    ))
-    .await;
+    let gateway = gateway()
+        .redis_at(SHARED_REDIS, &prefix)
+        .start_on(&sandbox)
+        .await;
     list_concurrently(&gateway, 200).await;
     assert_eq!(sandbox.calls(PRODUCT_LIST), 1);
     assert!(
@@ -93,7 +103,7 @@ async fn two_hundred_concurrent_calls_on_a_cold_cache_make_one_mp_call() {
 #[tokio::test]
 async fn without_redis_two_hundred_concurrent_calls_make_one_mp_call() {
     let sandbox = start_sandbox().await;
-    let gateway = TestGateway::start(config_for(&sandbox.base_url())).await;
+    let gateway = gateway().start_on(&sandbox).await;
     list_concurrently(&gateway, 200).await;
     list_concurrently(&gateway, 50).await;
     assert_eq!(sandbox.calls(PRODUCT_LIST), 1);
@@ -102,7 +112,9 @@ async fn without_redis_two_hundred_concurrent_calls_make_one_mp_call() {
 #[tokio::test]
 async fn a_second_gateway_on_the_same_redis_does_not_call_mp() {
     let sandbox = start_sandbox().await;
-    let config = config_with_redis(&sandbox.base_url(), SHARED_REDIS, &unique_prefix("second"));
+    let config = gateway()
+        .redis_at(SHARED_REDIS, &unique_prefix("second"))
+        .config(&sandbox.base_url());
     let first = TestGateway::start(config.clone()).await;
     list_concurrently(&first, 20).await;
     assert_eq!(sandbox.calls(PRODUCT_LIST), 1);
@@ -121,11 +133,9 @@ async fn gateways_starting_together_on_one_redis_fetch_once() {
     let sandbox = start_sandbox().await;
     // MP answering slowly keeps both replicas' misses overlapping.
     sandbox.set_fault(Some(Fault::Delay(Duration::from_millis(300))));
-    let config = config_with_redis(
-        &sandbox.base_url(),
-        SHARED_REDIS,
-        &unique_prefix("together"),
-    );
+    let config = gateway()
+        .redis_at(SHARED_REDIS, &unique_prefix("together"))
+        .config(&sandbox.base_url());
     let first = TestGateway::start(config.clone()).await;
     let second = TestGateway::start(config).await;
     tokio::join!(
@@ -142,50 +152,23 @@ async fn gateways_starting_together_on_one_redis_fetch_once() {
 #[tokio::test]
 async fn filters_and_get_product_work_on_the_cached_list() {
     let sandbox = start_sandbox().await;
-    let gateway = TestGateway::start(config_for(&sandbox.base_url())).await;
+    let gateway = gateway().start_on(&sandbox).await;
     let mut client = gateway.products();
     list_concurrently(&gateway, 1).await;
-    let by_goods = client
-        .list_products(ListProductsRequest {
-            goods_id: Some(35),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .products;
-    assert_eq!(
-        by_goods.iter().map(|p| p.product_id).collect::<Vec<_>>(),
-        [5, 8]
-    );
-    let china = client
-        .list_products(ListProductsRequest {
-            cover_country: "460".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .products;
+    let by_goods = ListProductsRequest {
+        goods_id: Some(35),
+        ..Default::default()
+    };
+    assert_eq!(listed_ids(&mut client, by_goods).await, [5, 8]);
+    let in_china = ListProductsRequest {
+        cover_country: "460".into(),
+        ..Default::default()
+    };
+    let china = list_products(&mut client, in_china).await;
     assert!(china.iter().all(|p| p.cover_country == "460"));
-    let product = client
-        .get_product(GetProductRequest {
-            product_id: 6,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .product
-        .unwrap();
+    let product = get_product(&mut client, 6).await.unwrap();
     assert_eq!(product.product_name, "1GB/7days");
-    let missing = client
-        .get_product(GetProductRequest {
-            product_id: 999,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let missing = get_product(&mut client, 999).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
     assert_eq!(sandbox.calls(PRODUCT_LIST), 1);
 }
@@ -194,12 +177,11 @@ async fn filters_and_get_product_work_on_the_cached_list() {
 async fn after_the_ttl_one_background_refresh_runs() {
     let sandbox = start_sandbox().await;
     let ttl = Duration::from_secs(4);
-    let config = with_ttl(
-        config_with_redis(&sandbox.base_url(), SHARED_REDIS, &unique_prefix("ttl")),
-        ttl,
-        Duration::from_secs(60),
-    );
-    let gateway = TestGateway::start(config).await;
+    let gateway = gateway()
+        .redis_at(SHARED_REDIS, &unique_prefix("ttl"))
+        .cache_ttl(ttl, Duration::from_secs(60))
+        .start_on(&sandbox)
+        .await;
     list_concurrently(&gateway, 10).await;
     assert_eq!(sandbox.calls(PRODUCT_LIST), 1);
 
@@ -217,20 +199,12 @@ async fn after_the_ttl_one_background_refresh_runs() {
 #[tokio::test]
 async fn a_stale_list_is_served_without_waiting_for_the_refresh() {
     let sandbox = start_sandbox().await;
-    let ttl = Duration::from_secs(1);
-    let gateway = TestGateway::start(with_ttl(
-        config_for(&sandbox.base_url()),
-        ttl,
-        Duration::from_secs(60),
-    ))
-    .await;
-    list_concurrently(&gateway, 1).await;
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    let gateway = warm_gateway(&sandbox, Duration::from_secs(60)).await;
+    outlive_the_short_ttl().await;
 
     sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(10))));
     // Waiting for the refresh would miss this deadline.
-    let mut request = tonic::Request::new(ListProductsRequest::default());
-    request.set_timeout(Duration::from_secs(3));
+    let request = with_timeout(ListProductsRequest::default(), Duration::from_secs(3));
     let reply = gateway.products().list_products(request).await;
     assert_eq!(
         reply.expect("the stale list").into_inner().products.len(),
@@ -242,24 +216,17 @@ async fn a_stale_list_is_served_without_waiting_for_the_refresh() {
 #[tokio::test]
 async fn a_new_replica_serves_a_stale_list_from_redis_at_once_and_refreshes_it() {
     let sandbox = start_sandbox().await;
-    let ttl = Duration::from_secs(1);
-    let config = with_ttl(
-        config_with_redis(
-            &sandbox.base_url(),
-            SHARED_REDIS,
-            &unique_prefix("stale-l2"),
-        ),
-        ttl,
-        Duration::from_secs(60),
-    );
+    let config = gateway()
+        .redis_at(SHARED_REDIS, &unique_prefix("stale-l2"))
+        .cache_ttl(SHORT_TTL, Duration::from_secs(60))
+        .config(&sandbox.base_url());
     let first = TestGateway::start(config.clone()).await;
     list_concurrently(&first, 1).await;
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    outlive_the_short_ttl().await;
 
     sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(10))));
     let second = TestGateway::start(config).await;
-    let mut request = tonic::Request::new(ListProductsRequest::default());
-    request.set_timeout(Duration::from_secs(3));
+    let request = with_timeout(ListProductsRequest::default(), Duration::from_secs(3));
     let reply = second.products().list_products(request).await;
     assert_eq!(
         reply
@@ -275,16 +242,9 @@ async fn a_new_replica_serves_a_stale_list_from_redis_at_once_and_refreshes_it()
 #[tokio::test]
 async fn mp_failing_during_a_refresh_keeps_the_last_good_list_served() {
     let sandbox = start_sandbox().await;
-    let ttl = Duration::from_secs(1);
-    let gateway = TestGateway::start(with_ttl(
-        config_for(&sandbox.base_url()),
-        ttl,
-        Duration::from_secs(60),
-    ))
-    .await;
-    list_concurrently(&gateway, 1).await;
+    let gateway = warm_gateway(&sandbox, Duration::from_secs(60)).await;
     sandbox.set_fault(Some(Fault::HttpStatus(500)));
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    outlive_the_short_ttl().await;
 
     list_concurrently(&gateway, 20).await;
     let failures = "mp_gateway_product_cache_refresh_failures_total";
@@ -311,16 +271,9 @@ async fn mp_failing_during_a_refresh_keeps_the_last_good_list_served() {
 #[tokio::test]
 async fn past_the_stale_limit_a_list_is_not_served() {
     let sandbox = start_sandbox().await;
-    let ttl = Duration::from_secs(1);
-    let gateway = TestGateway::start(with_ttl(
-        config_for(&sandbox.base_url()),
-        ttl,
-        Duration::ZERO,
-    ))
-    .await;
-    list_concurrently(&gateway, 1).await;
+    let gateway = warm_gateway(&sandbox, Duration::ZERO).await;
     sandbox.set_fault(Some(Fault::HttpStatus(500)));
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    outlive_the_short_ttl().await;
     let status = list_once(&gateway).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
 }
@@ -329,7 +282,9 @@ async fn past_the_stale_limit_a_list_is_not_served() {
 async fn bypass_cache_fetches_from_mp_and_refreshes_both_levels() {
     let sandbox = start_sandbox().await;
     let prefix = unique_prefix("bypass");
-    let config = config_with_redis(&sandbox.base_url(), SHARED_REDIS, &prefix);
+    let config = gateway()
+        .redis_at(SHARED_REDIS, &prefix)
+        .config(&sandbox.base_url());
     let gateway = TestGateway::start(config.clone()).await;
     list_concurrently(&gateway, 5).await;
     let before = stored(SHARED_REDIS, &prefix).await.unwrap().fetched_at();
@@ -351,13 +306,13 @@ async fn bypass_cache_fetches_from_mp_and_refreshes_both_levels() {
 #[tokio::test]
 async fn redis_unreachable_at_start_does_not_stop_the_gateway() {
     let sandbox = start_sandbox().await;
-    let unreachable = format!("redis://{}", closed_port().await);
-    let gateway = TestGateway::start(config_with_redis(
-        &sandbox.base_url(),
-        &unreachable,
-        &unique_prefix("unreachable"),
-    ))
-    .await;
+    let gateway = gateway()
+        .redis_at(
+            &unreachable_redis_url().await,
+            &unique_prefix("unreachable"),
+        )
+        .start_on(&sandbox)
+        .await;
     list_concurrently(&gateway, 50).await;
     list_concurrently(&gateway, 50).await;
     assert_eq!(
@@ -374,7 +329,9 @@ async fn redis_killed_mid_run_then_restarted_is_used_again_without_a_restart() {
     let mut redis = OwnRedis::start().await;
     let sandbox = start_sandbox().await;
     let prefix = unique_prefix("killed");
-    let config = config_with_redis(&sandbox.base_url(), &redis.url(), &prefix);
+    let config = gateway()
+        .redis_at(&redis.url(), &prefix)
+        .config(&sandbox.base_url());
     let gateway = TestGateway::start(config.clone()).await;
     list_concurrently(&gateway, 20).await;
     assert!(stored(&redis.url(), &prefix).await.is_some());
@@ -414,7 +371,9 @@ async fn redis_killed_mid_run_then_restarted_is_used_again_without_a_restart() {
 async fn a_hung_redis_is_waited_for_briefly_then_skipped() {
     let redis = OwnRedis::start().await;
     let sandbox = start_sandbox().await;
-    let config = config_with_redis(&sandbox.base_url(), &redis.url(), &unique_prefix("hung"));
+    let config = gateway()
+        .redis_at(&redis.url(), &unique_prefix("hung"))
+        .config(&sandbox.base_url());
     let warm = TestGateway::start(config.clone()).await;
     list_concurrently(&warm, 5).await;
 
@@ -422,8 +381,7 @@ async fn a_hung_redis_is_waited_for_briefly_then_skipped() {
     // A cold replica cannot read Redis: after the short Redis timeout it asks MP.
     let cold = TestGateway::start(config).await;
     for _ in 0..3 {
-        let mut request = tonic::Request::new(ListProductsRequest::default());
-        request.set_timeout(Duration::from_secs(3));
+        let request = with_timeout(ListProductsRequest::default(), Duration::from_secs(3));
         let reply = cold.products().list_products(request).await;
         assert_eq!(
             reply
@@ -442,7 +400,9 @@ async fn a_hung_redis_is_waited_for_briefly_then_skipped() {
 #[tokio::test]
 async fn metrics_count_hits_misses_and_mp_fetches() {
     let sandbox = start_sandbox().await;
-    let config = config_with_redis(&sandbox.base_url(), SHARED_REDIS, &unique_prefix("metrics"));
+    let config = gateway()
+        .redis_at(SHARED_REDIS, &unique_prefix("metrics"))
+        .config(&sandbox.base_url());
     let first = TestGateway::start(config.clone()).await;
     let second = TestGateway::start(config).await;
     let http = first.http_addr;

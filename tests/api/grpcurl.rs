@@ -1,8 +1,8 @@
 //! grpcurl, as a platform team would use it: no proto files, only reflection.
-mod support;
 
 use serde_json::Value;
-use support::gateway_with_sandbox;
+
+use crate::support::gateway_with_sandbox;
 
 /// Runs `grpcurl -plaintext [flags] ADDR [command]`.
 async fn run_grpcurl(

@@ -1,29 +1,14 @@
-mod support;
+//! OrderService: ordering eSIMs, switching and topping up orders, their status.
 
 use mp_gateway::proto::order_service_client::OrderServiceClient;
 use mp_gateway::proto::{
-    CreateOrderRequest, CreateOrderResponse, GetOrderStatusRequest, OrderStatus, SwitchAction,
-    SwitchOrderRequest, TopUpOrderRequest,
+    CreateOrderRequest, GetOrderStatusRequest, OrderStatus, SwitchAction, SwitchOrderRequest,
+    TopUpOrderRequest,
 };
-use support::{error_reason, gateway_with_sandbox, violated_fields};
 use tonic::Code;
 use tonic::transport::Channel;
 
-async fn order(
-    client: &mut OrderServiceClient<Channel>,
-    product_id: u64,
-    activate: bool,
-) -> CreateOrderResponse {
-    client
-        .create_order(CreateOrderRequest {
-            product_id,
-            activate: Some(activate),
-            ..Default::default()
-        })
-        .await
-        .expect("order is created")
-        .into_inner()
-}
+use crate::support::{error_reason, gateway_with_sandbox, order, violated_fields};
 
 async fn status_of(client: &mut OrderServiceClient<Channel>, order_code: &str) -> OrderStatus {
     let packages = client

@@ -1,16 +1,15 @@
 //! The Python quickstart (`examples/python/`), with stubs generated from `proto/`
 //! by grpcio-tools, against the real gateway in sandbox mode: what a Python team
 //! runs on its first day, including the wait for a real usage alarm.
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use mp_gateway::config::Upstream;
-use secrecy::SecretString;
-use support::{TestGateway, config_for};
 use tokio::process::Command;
+
+use crate::support::{TestGateway, gateway};
 
 const TOKEN: &str = "python-quickstart-token";
 /// The sandbox's 20 MB/s takes product 5's 1 GB past 53 % after about 27 s.
@@ -76,10 +75,11 @@ async fn generate_stubs() -> Stubs {
 /// The gateway as `mp-gateway --sandbox` runs it (embedded simulator; the default
 /// callback URL is its own HTTP port), on ephemeral ports, with a bearer token.
 async fn sandbox_gateway() -> TestGateway {
-    let mut config = config_for("http://127.0.0.1:9");
-    config.upstream = Upstream::Sandbox;
-    config.grpc_auth_tokens = vec![SecretString::from(TOKEN)];
-    TestGateway::start(config).await
+    gateway()
+        .with(|config| config.upstream = Upstream::Sandbox)
+        .grpc_auth_tokens(&[TOKEN])
+        .start_against("http://127.0.0.1:9")
+        .await
 }
 
 /// Runs the quickstart; kills it if it outlives `limit`.

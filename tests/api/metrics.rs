@@ -1,7 +1,6 @@
 //! `/metrics` moves as calls are made: gRPC calls by method and code, MP
 //! calls by endpoint and outcome, alarms in and out, idempotent replays.
 //! Tests share one process-wide recorder, so they compare before and after.
-mod support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,10 +10,10 @@ use mp_gateway::proto::{
     SubscribeAlarmsRequest,
 };
 use mp_gateway::sandbox::Fault;
-use secrecy::SecretString;
 use serde_json::json;
-use support::{TestGateway, config_for, eventually, gateway_with_sandbox, metric, start_sandbox};
 use tonic::Code;
+
+use crate::support::{callback_body, eventually, gateway, gateway_with_sandbox, metric};
 
 const LIST_PRODUCTS: &str = r#"method="linksfield.mp.v1.ProductService/ListProducts""#;
 const GET_ORDER_STATUS: &str = r#"method="linksfield.mp.v1.OrderService/GetOrderStatus""#;
@@ -95,10 +94,10 @@ async fn grpc_calls_are_counted_by_method_and_code_and_timed() {
 
 #[tokio::test]
 async fn calls_auth_refuses_are_counted_as_unauthenticated() {
-    let sandbox = start_sandbox().await;
-    let mut config = config_for(&sandbox.base_url());
-    config.grpc_auth_tokens = vec![SecretString::from("metrics-test-token")];
-    let gateway = TestGateway::start(config).await;
+    let (gateway, _sandbox) = gateway()
+        .grpc_auth_tokens(&["metrics-test-token"])
+        .start()
+        .await;
     let series: &[(&str, &[&str])] = &[(
         "mp_gateway_grpc_requests_total",
         &[LIST_PRODUCTS, r#"code="UNAUTHENTICATED""#],
@@ -199,7 +198,7 @@ async fn alarm_callbacks_deliveries_and_subscribers_are_counted() {
     assert_eq!(subscribers().await, subscribers_before + 1.0);
     let http = reqwest::Client::new();
     let url = format!("http://{}/mp/alarm-callback", gateway.http_addr);
-    let body = support::callback_body(
+    let body = callback_body(
         &format!("ORDER_METRICS_{}", uuid::Uuid::new_v4().simple()),
         "84%",
         &uuid::Uuid::new_v4().to_string(),

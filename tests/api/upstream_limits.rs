@@ -1,6 +1,5 @@
 //! Protecting MP: the concurrency and rate limits on MP calls, and which
 //! failed calls are retried (GETs, within a budget) and which never are (POSTs).
-mod support;
 
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
@@ -9,38 +8,21 @@ use futures::StreamExt;
 use mp_gateway::domain::{OrderCode, RequestId};
 use mp_gateway::mp::{Call, MpClient, MpClientConfig, MpClock, MpLimits, retry};
 use mp_gateway::proto::{CreateOrderRequest, GetOrderStatusRequest, TopUpOrderRequest};
-use mp_gateway::sandbox::{Fault, Sandbox};
+use mp_gateway::sandbox::Fault;
 use secrecy::SecretString;
-use support::{ACCESS_KEY, SECRET_KEY, TestGateway, config_for, error_reason, start_sandbox};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-/// A sandbox and a gateway in front of it with these limits on MP calls.
-async fn gateway_with_limits(limits: MpLimits) -> (TestGateway, Sandbox) {
-    let sandbox = start_sandbox().await;
-    let mut config = config_for(&sandbox.base_url());
-    config.mp_limits = limits;
-    (TestGateway::start(config).await, sandbox)
-}
+use crate::support::{
+    ACCESS_KEY, SECRET_KEY, TestGateway, error_reason, gateway, gateway_with_sandbox, new_order,
+    start_sandbox, with_timeout,
+};
 
 fn status_of(order_code: &str) -> GetOrderStatusRequest {
     GetOrderStatusRequest {
         order_code: order_code.into(),
         ..Default::default()
     }
-}
-
-async fn new_order(gateway: &TestGateway) -> String {
-    gateway
-        .orders()
-        .create_order(CreateOrderRequest {
-            product_id: 6,
-            ..Default::default()
-        })
-        .await
-        .expect("order is created")
-        .into_inner()
-        .order_code
 }
 
 /// Sends `n` GetOrderStatus calls for `order_code` at once over the gateway's channel.
@@ -64,11 +46,13 @@ fn refusals(results: Vec<Result<(), tonic::Status>>) -> Vec<tonic::Status> {
 
 #[tokio::test]
 async fn a_flood_gets_resource_exhausted_and_mp_never_sees_more_than_mp_max_concurrency() {
-    let (gateway, sandbox) = gateway_with_limits(MpLimits {
-        max_concurrency: 4,
-        rate_limit_per_sec: None,
-    })
-    .await;
+    let (gateway, sandbox) = gateway()
+        .mp_limits(MpLimits {
+            max_concurrency: 4,
+            rate_limit_per_sec: None,
+        })
+        .start()
+        .await;
     let order_code = new_order(&gateway).await;
     sandbox.set_fault(Some(Fault::Delay(Duration::from_millis(300))));
 
@@ -98,11 +82,13 @@ async fn a_flood_gets_resource_exhausted_and_mp_never_sees_more_than_mp_max_conc
 #[tokio::test]
 async fn a_burst_beyond_the_rate_limit_gets_resource_exhausted_with_the_next_slots_time() {
     let rate = 5;
-    let (gateway, sandbox) = gateway_with_limits(MpLimits {
-        max_concurrency: 32,
-        rate_limit_per_sec: NonZeroU32::new(rate),
-    })
-    .await;
+    let (gateway, sandbox) = gateway()
+        .mp_limits(MpLimits {
+            max_concurrency: 32,
+            rate_limit_per_sec: NonZeroU32::new(rate),
+        })
+        .start()
+        .await;
     let started = Instant::now();
     let order_code = new_order(&gateway).await;
 
@@ -133,7 +119,7 @@ async fn a_burst_beyond_the_rate_limit_gets_resource_exhausted_with_the_next_slo
 
 #[tokio::test]
 async fn a_get_survives_one_transient_503_by_retrying_once() {
-    let (gateway, sandbox) = gateway_with_limits(MpLimits::default()).await;
+    let (gateway, sandbox) = gateway_with_sandbox().await;
     let order_code = new_order(&gateway).await;
     sandbox.set_fault_for(1, Fault::HttpStatus(503));
 
@@ -181,15 +167,14 @@ async fn the_mp_client_counts_the_retries_it_made() {
 
 #[tokio::test]
 async fn a_get_that_ran_into_mp_timeout_ms_is_retried_while_the_callers_deadline_allows() {
-    let sandbox = start_sandbox().await;
-    let mut config = config_for(&sandbox.base_url());
-    config.mp_timeout = Duration::from_millis(200);
-    let gateway = TestGateway::start(config).await;
+    let (gateway, sandbox) = gateway()
+        .mp_timeout(Duration::from_millis(200))
+        .start()
+        .await;
     let order_code = new_order(&gateway).await;
     sandbox.set_fault_for(1, Fault::Delay(Duration::from_secs(2)));
 
-    let mut request = tonic::Request::new(status_of(&order_code));
-    request.set_timeout(Duration::from_secs(2));
+    let request = with_timeout(status_of(&order_code), Duration::from_secs(2));
     gateway
         .orders()
         .get_order_status(request)
@@ -201,11 +186,10 @@ async fn a_get_that_ran_into_mp_timeout_ms_is_retried_while_the_callers_deadline
 
 #[tokio::test]
 async fn a_get_cut_short_by_the_callers_deadline_is_not_retried() {
-    let (gateway, sandbox) = gateway_with_limits(MpLimits::default()).await;
+    let (gateway, sandbox) = gateway_with_sandbox().await;
     sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(2))));
 
-    let mut request = tonic::Request::new(status_of("ORDER_1"));
-    request.set_timeout(Duration::from_millis(300));
+    let request = with_timeout(status_of("ORDER_1"), Duration::from_millis(300));
     let status = gateway
         .orders()
         .get_order_status(request)
@@ -218,7 +202,7 @@ async fn a_get_cut_short_by_the_callers_deadline_is_not_retried() {
 
 #[tokio::test]
 async fn a_top_up_facing_a_503_is_not_retried() {
-    let (gateway, sandbox) = gateway_with_limits(MpLimits::default()).await;
+    let (gateway, sandbox) = gateway_with_sandbox().await;
     let order_code = new_order(&gateway).await;
     sandbox.set_fault_for(1, Fault::HttpStatus(503));
 
@@ -237,7 +221,7 @@ async fn a_top_up_facing_a_503_is_not_retried() {
 
 #[tokio::test]
 async fn a_create_order_facing_a_503_is_not_retried() {
-    let (gateway, sandbox) = gateway_with_limits(MpLimits::default()).await;
+    let (gateway, sandbox) = gateway_with_sandbox().await;
     sandbox.set_fault_for(1, Fault::HttpStatus(503));
 
     let status = gateway
@@ -259,7 +243,7 @@ async fn a_create_order_facing_a_503_is_not_retried() {
 
 #[tokio::test]
 async fn during_an_mp_outage_the_retry_budget_keeps_gets_from_tripling_the_load() {
-    let (gateway, sandbox) = gateway_with_limits(MpLimits::default()).await;
+    let (gateway, sandbox) = gateway_with_sandbox().await;
     sandbox.set_fault(Some(Fault::HttpStatus(503)));
     let gets = 400;
     let started = Instant::now();

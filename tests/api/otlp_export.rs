@@ -1,10 +1,9 @@
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` set, the real binary sends its spans
 //! to that OTLP/gRPC collector, in the caller's trace, and flushes the last
 //! ones when it stops.
-mod support;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,10 +17,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use support::{free_port, sigterm_and_wait, wait_until_ready};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
+
+use crate::support::{free_port, loopback, sandbox_binary, sigterm_and_wait, wait_until_ready};
 
 const CALLER_TRACE_ID: &str = "5bf92f3577b34da6a3ce929d0e0e4736";
 
@@ -54,10 +54,7 @@ async fn start_collector() -> (SocketAddr, Collector) {
 }
 
 fn start_gateway(grpc: u16, http: u16, collector: SocketAddr) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_mp-gateway"))
-        .arg("--sandbox")
-        .env("GRPC_ADDR", format!("127.0.0.1:{grpc}"))
-        .env("HTTP_ADDR", format!("127.0.0.1:{http}"))
+    sandbox_binary(grpc, http)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}"))
         // No periodic export (default every 5 s) within the test: only the
         // shutdown flush can deliver the spans.
@@ -77,8 +74,7 @@ async fn spans_reach_the_collector_in_the_callers_trace_by_shutdown() {
     let (collector_addr, collector) = start_collector().await;
     let (grpc, http) = (free_port(), free_port());
     let mut child = start_gateway(grpc, http, collector_addr);
-    let http_addr = SocketAddr::from(([127, 0, 0, 1], http));
-    wait_until_ready(&mut child, http_addr, Duration::from_secs(20)).await;
+    wait_until_ready(&mut child, loopback(http), Duration::from_secs(20)).await;
     let channel = Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
         .unwrap()
         .connect()

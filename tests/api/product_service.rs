@@ -1,19 +1,15 @@
-mod support;
+//! ProductService: MP's catalogue, filtered, with parsed quantities.
 
+use crate::support::{
+    gateway_with_sandbox, get_product, list_products, listed_ids, violated_fields,
+};
 use mp_gateway::proto::{GetProductRequest, ListProductsRequest};
-use support::{gateway_with_sandbox, violated_fields};
 use tonic::Code;
 
 #[tokio::test]
 async fn list_products_returns_the_mp_catalogue_with_parsed_quantities() {
     let (gateway, _sandbox) = gateway_with_sandbox().await;
-    let products = gateway
-        .products()
-        .list_products(ListProductsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .products;
+    let products = list_products(&mut gateway.products(), ListProductsRequest::default()).await;
     let ids: Vec<u64> = products.iter().map(|p| p.product_id).collect();
     assert_eq!(ids, [5, 6, 8]);
     let six = &products[1];
@@ -29,29 +25,16 @@ async fn list_products_returns_the_mp_catalogue_with_parsed_quantities() {
 async fn list_products_filters_by_goods_id_and_cover_country() {
     let (gateway, _sandbox) = gateway_with_sandbox().await;
     let mut client = gateway.products();
-    let by_goods = client
-        .list_products(ListProductsRequest {
-            goods_id: Some(35),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .products;
-    assert_eq!(
-        by_goods.iter().map(|p| p.product_id).collect::<Vec<_>>(),
-        [5, 8]
-    );
-    let elsewhere = client
-        .list_products(ListProductsRequest {
-            cover_country: "999".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .products;
-    assert!(elsewhere.is_empty());
+    let by_goods = ListProductsRequest {
+        goods_id: Some(35),
+        ..Default::default()
+    };
+    assert_eq!(listed_ids(&mut client, by_goods).await, [5, 8]);
+    let elsewhere = ListProductsRequest {
+        cover_country: "999".into(),
+        ..Default::default()
+    };
+    assert!(list_products(&mut client, elsewhere).await.is_empty());
 }
 
 #[tokio::test]
@@ -107,17 +90,7 @@ async fn a_request_id_over_500_bytes_is_rejected_before_mp_is_called() {
 #[tokio::test]
 async fn get_product_returns_the_product_with_that_id() {
     let (gateway, _sandbox) = gateway_with_sandbox().await;
-    let product = gateway
-        .products()
-        .get_product(GetProductRequest {
-            product_id: 8,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .product
-        .unwrap();
+    let product = get_product(&mut gateway.products(), 8).await.unwrap();
     assert_eq!(product.product_name, "testtest");
     assert_eq!(product.order_quantities, [2]);
 }
@@ -125,14 +98,7 @@ async fn get_product_returns_the_product_with_that_id() {
 #[tokio::test]
 async fn get_product_of_an_unknown_id_is_not_found() {
     let (gateway, _sandbox) = gateway_with_sandbox().await;
-    let status = gateway
-        .products()
-        .get_product(GetProductRequest {
-            product_id: 999,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let status = get_product(&mut gateway.products(), 999).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert!(status.message().contains("999"));
 }

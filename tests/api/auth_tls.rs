@@ -1,5 +1,4 @@
 //! Bearer tokens on the gRPC API, TLS and mutual TLS, with certificates made at test time.
-mod support;
 
 use std::path::PathBuf;
 
@@ -7,38 +6,32 @@ use mp_gateway::config::TlsFiles;
 use mp_gateway::proto::ListProductsRequest;
 use mp_gateway::proto::product_service_client::ProductServiceClient;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use secrecy::SecretString;
-use support::{TestGateway, config_for, start_sandbox};
 use tonic::Code;
-use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-fn with_token(token: Option<&str>) -> tonic::Request<ListProductsRequest> {
-    let mut request = tonic::Request::new(ListProductsRequest::default());
-    if let Some(token) = token {
-        let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
-        request.metadata_mut().insert("authorization", value);
-    }
-    request
+use crate::support::{TestGateway, gateway, gateway_binary};
+
+fn list_with_token(token: Option<&str>) -> tonic::Request<ListProductsRequest> {
+    crate::support::with_token(ListProductsRequest::default(), token)
 }
 
 #[tokio::test]
 async fn calls_need_one_of_the_configured_bearer_tokens_but_health_does_not() {
-    let sandbox = start_sandbox().await;
-    let mut config = config_for(&sandbox.base_url());
-    config.grpc_auth_tokens = vec![
-        SecretString::from("team-a-token"),
-        SecretString::from("team-b-token"),
-    ];
-    let gateway = TestGateway::start(config).await;
+    let (gateway, sandbox) = gateway()
+        .grpc_auth_tokens(&["team-a-token", "team-b-token"])
+        .start()
+        .await;
     let mut products = gateway.products();
 
-    let missing = products.list_products(with_token(None)).await.unwrap_err();
+    let missing = products
+        .list_products(list_with_token(None))
+        .await
+        .unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated);
     let wrong = products
-        .list_products(with_token(Some("team-c-token")))
+        .list_products(list_with_token(Some("team-c-token")))
         .await
         .unwrap_err();
     assert_eq!(wrong.code(), Code::Unauthenticated);
@@ -46,7 +39,7 @@ async fn calls_need_one_of_the_configured_bearer_tokens_but_health_does_not() {
 
     for token in ["team-a-token", "team-b-token"] {
         let reply = products
-            .list_products(with_token(Some(token)))
+            .list_products(list_with_token(Some(token)))
             .await
             .unwrap();
         assert_eq!(reply.into_inner().products.len(), 3);
@@ -122,11 +115,12 @@ async fn tls_channel(
 
 #[tokio::test]
 async fn grpc_is_served_over_tls_and_plaintext_clients_are_refused() {
-    let sandbox = start_sandbox().await;
     let pki = pki();
-    let mut config = config_for(&sandbox.base_url());
-    config.grpc_tls = Some(tls_config(&pki, false));
-    let gateway = TestGateway::start(config).await;
+    let tls = tls_config(&pki, false);
+    let (gateway, _sandbox) = gateway()
+        .with(|config| config.grpc_tls = Some(tls))
+        .start()
+        .await;
 
     let channel = tls_channel(&gateway, &pki, false)
         .await
@@ -149,11 +143,12 @@ async fn grpc_is_served_over_tls_and_plaintext_clients_are_refused() {
 
 #[tokio::test]
 async fn with_a_client_ca_only_clients_with_a_certificate_get_in() {
-    let sandbox = start_sandbox().await;
     let pki = pki();
-    let mut config = config_for(&sandbox.base_url());
-    config.grpc_tls = Some(tls_config(&pki, true));
-    let gateway = TestGateway::start(config).await;
+    let tls = tls_config(&pki, true);
+    let (gateway, sandbox) = gateway()
+        .with(|config| config.grpc_tls = Some(tls))
+        .start()
+        .await;
 
     let channel = tls_channel(&gateway, &pki, true)
         .await
@@ -184,7 +179,7 @@ fn the_binary_refuses_to_start_with_an_unreadable_tls_key() {
     std::fs::create_dir_all(&dir).unwrap();
     let cert: PathBuf = dir.join("cert.pem");
     std::fs::write(&cert, pki().server.0).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mp-gateway"))
+    let output = gateway_binary()
         .arg("--sandbox")
         .env("GRPC_TLS_CERT", &cert)
         .env("GRPC_TLS_KEY", dir.join("missing-key.pem"))

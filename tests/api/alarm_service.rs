@@ -1,11 +1,8 @@
-mod support;
+//! AlarmService: registering the callback URL at MP, and subscription requests.
 
+use crate::support::{ACCESS_KEY, gateway, gateway_with_sandbox, violated_fields};
 use mp_gateway::domain::CallbackUrl;
 use mp_gateway::proto::{RegisterCallbackRequest, SubscribeAlarmsRequest};
-use secrecy::SecretString;
-use support::{
-    ACCESS_KEY, TestGateway, config_for, gateway_with_sandbox, start_sandbox, violated_fields,
-};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -31,12 +28,12 @@ async fn register_callback_stores_the_given_url_at_mp() {
 
 #[tokio::test]
 async fn register_callback_defaults_to_the_public_url_with_the_callback_token() {
-    let sandbox = start_sandbox().await;
-    let mut config = config_for(&sandbox.base_url());
-    config.public_callback_url =
-        Some(CallbackUrl::parse("https://gw.example.com/mp/alarm-callback").unwrap());
-    config.callback_token = Some(SecretString::from("t0k+n"));
-    let gateway = TestGateway::start(config).await;
+    let public_url = CallbackUrl::parse("https://gw.example.com/mp/alarm-callback").unwrap();
+    let (gateway, sandbox) = gateway()
+        .with(|config| config.public_callback_url = Some(public_url))
+        .callback_token("t0k+n")
+        .start()
+        .await;
     let reply = gateway
         .alarms()
         .register_callback(RegisterCallbackRequest {

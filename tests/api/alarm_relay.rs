@@ -1,51 +1,27 @@
 //! MP's alarm callbacks in over HTTP, gRPC streams out: across replicas (Redis),
 //! resumable, filtered, deduplicated, and never stalled by a slow subscriber.
-mod support;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use mp_gateway::config::RedisConfig;
 use mp_gateway::domain::CallbackUrl;
-use mp_gateway::proto::SubscribeAlarmsResponse;
 use mp_gateway::proto::{
-    Alarm, CreateOrderRequest, RegisterCallbackRequest, SubscribeAlarmsRequest,
+    Alarm, RegisterCallbackRequest, SubscribeAlarmsRequest, SubscribeAlarmsResponse,
 };
-use mp_gateway::sandbox::{Sandbox, SandboxConfig};
-use secrecy::SecretString;
+use mp_gateway::sandbox::Sandbox;
 use serde_json::json;
-use support::{
-    ACCESS_KEY, SECRET_KEY, TestGateway, callback_body, config_for, shared_redis, start_sandbox,
-};
 use tokio::time::timeout;
 use tonic::Code;
 use tonic::Streaming;
 
+use crate::support::{
+    ACCESS_KEY, OwnRedis, SHARED_REDIS, TestGateway, active_order, callback_body, closed_port,
+    config_for, eventually, gateway, http_client, post_callback, redis_connection, redis_xlen,
+    shared_redis, start_sandbox_with_traffic, unique_prefix,
+};
+
 const WAIT: Duration = Duration::from_secs(10);
-
-fn http() -> reqwest::Client {
-    mp_gateway::tls::install_crypto_provider();
-    reqwest::Client::new()
-}
-
-/// POSTs a callback like MP does; returns the HTTP status.
-async fn post_callback(
-    client: &reqwest::Client,
-    gateway: &TestGateway,
-    query: &str,
-    body: &serde_json::Value,
-) -> u16 {
-    client
-        .post(format!(
-            "http://{}/mp/alarm-callback{query}",
-            gateway.http_addr
-        ))
-        .json(body)
-        .send()
-        .await
-        .expect("callback endpoint answers")
-        .status()
-        .as_u16()
-}
 
 async fn subscribe(
     gateway: &TestGateway,
@@ -94,11 +70,10 @@ async fn assert_next_is_sentinel(
     );
 }
 
-async fn gateway_on(redis: Option<mp_gateway::config::RedisConfig>) -> (TestGateway, Sandbox) {
-    let sandbox = start_sandbox().await;
-    let mut config = config_for(&sandbox.base_url());
-    config.redis = redis;
-    (TestGateway::start(config).await, sandbox)
+/// A sandbox and a gateway in front of it, relaying alarms through `redis`
+/// (or in process).
+async fn gateway_on(redis: Option<RedisConfig>) -> (TestGateway, Sandbox) {
+    gateway().redis(redis).start().await
 }
 
 #[tokio::test]
@@ -109,7 +84,7 @@ async fn a_callback_into_one_replica_reaches_a_subscriber_of_another() {
     let mut stream = subscribe(&serving, SubscribeAlarmsRequest::default()).await;
 
     let status = post_callback(
-        &http(),
+        &http_client(),
         &receiving,
         "",
         &callback_body("ORDER_1", "84%", "r1"),
@@ -131,7 +106,7 @@ async fn mp_gets_its_envelope_back_only_once_the_alarm_is_stored() {
     let redis = shared_redis();
     let stream_key = format!("{}:alarms:v1", redis.key_prefix);
     let (gateway, _sandbox) = gateway_on(Some(redis)).await;
-    let reply: serde_json::Value = http()
+    let reply: serde_json::Value = http_client()
         .post(format!("http://{}/mp/alarm-callback", gateway.http_addr))
         .json(&callback_body("ORDER_1", "53%", "r-env"))
         .send()
@@ -143,7 +118,7 @@ async fn mp_gets_its_envelope_back_only_once_the_alarm_is_stored() {
     assert_eq!(reply["code"], 200);
     assert_eq!(reply["requestId"], "r-env");
     assert_eq!(
-        support::redis_xlen(support::SHARED_REDIS, &stream_key).await,
+        redis_xlen(SHARED_REDIS, &stream_key).await,
         1,
         "the alarm is in the Redis stream when MP gets its 200"
     );
@@ -151,12 +126,9 @@ async fn mp_gets_its_envelope_back_only_once_the_alarm_is_stored() {
 
 #[tokio::test]
 async fn with_a_callback_token_only_callbacks_presenting_it_are_accepted() {
-    let sandbox = start_sandbox().await;
-    let mut config = config_for(&sandbox.base_url());
-    config.callback_token = Some(SecretString::from("s3cret+token"));
-    let gateway = TestGateway::start(config).await;
+    let (gateway, _sandbox) = gateway().callback_token("s3cret+token").start().await;
     let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
-    let client = http();
+    let client = http_client();
 
     // Request ids of their own: a leaked refused callback is no duplicate of r1.
     let no_token = callback_body("ORDER_1", "53%", "refused-no-token");
@@ -179,7 +151,7 @@ async fn with_a_callback_token_only_callbacks_presenting_it_are_accepted() {
 async fn oversized_malformed_and_incomplete_bodies_are_refused_and_not_relayed() {
     let (gateway, _sandbox) = gateway_on(None).await;
     let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
-    let client = http();
+    let client = http_client();
     let url = format!("http://{}/mp/alarm-callback", gateway.http_addr);
 
     let huge = "x".repeat(70 * 1024);
@@ -244,7 +216,7 @@ async fn subscribers_get_only_the_orders_and_percentages_they_asked_for() {
         },
     )
     .await;
-    let client = http();
+    let client = http_client();
     for (order, rate) in [
         ("ORDER_A", "53%"),
         ("ORDER_B", "53%"),
@@ -276,9 +248,9 @@ async fn subscribers_get_only_the_orders_and_percentages_they_asked_for() {
     );
 }
 
-async fn resume_gets_what_was_missed(redis: Option<mp_gateway::config::RedisConfig>) {
+async fn resume_gets_what_was_missed(redis: Option<RedisConfig>) {
     let (gateway, _sandbox) = gateway_on(redis).await;
-    let client = http();
+    let client = http_client();
     let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
     assert_eq!(
         post_callback(&client, &gateway, "", &callback_body("ORDER_1", "53%", "a")).await,
@@ -331,13 +303,13 @@ async fn resuming_replays_the_alarms_sent_while_away_with_redis() {
     resume_gets_what_was_missed(Some(shared_redis())).await;
 }
 
-async fn resume_from_a_lost_id_is_out_of_range(redis: Option<mp_gateway::config::RedisConfig>) {
-    let sandbox = start_sandbox().await;
-    let mut config = config_for(&sandbox.base_url());
-    config.redis = redis;
-    config.alarm_bus.retention = 2;
-    let gateway = TestGateway::start(config).await;
-    let client = http();
+async fn resume_from_a_lost_id_is_out_of_range(redis: Option<RedisConfig>) {
+    let (gateway, _sandbox) = gateway()
+        .redis(redis)
+        .with(|config| config.alarm_bus.retention = 2)
+        .start()
+        .await;
+    let client = http_client();
     let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
     let mut ids = Vec::new();
     for i in 0..300 {
@@ -388,7 +360,7 @@ async fn a_callback_mp_sends_twice_is_delivered_once() {
     let (first, _s1) = gateway_on(Some(redis.clone())).await;
     let (second, _s2) = gateway_on(Some(redis)).await;
     let mut stream = subscribe(&first, SubscribeAlarmsRequest::default()).await;
-    let client = http();
+    let client = http_client();
     let repeated = callback_body("ORDER_1", "84%", "same-request");
     assert_eq!(post_callback(&client, &first, "", &repeated).await, 200);
     assert_eq!(
@@ -419,7 +391,7 @@ async fn a_burst_of_1000_callbacks_from_10_senders_is_delivered_once_each_in_str
     let (serving, _s2) = gateway_on(Some(redis)).await;
     let mut on_receiver = subscribe(&receiving, SubscribeAlarmsRequest::default()).await;
     let mut on_other = subscribe(&serving, SubscribeAlarmsRequest::default()).await;
-    let client = http();
+    let client = http_client();
     let senders: Vec<_> = (0..10)
         .map(|sender| {
             let client = client.clone();
@@ -465,14 +437,14 @@ async fn a_burst_of_1000_callbacks_from_10_senders_is_delivered_once_each_in_str
 
 #[tokio::test]
 async fn a_stalled_subscriber_neither_delays_a_healthy_one_nor_misses_alarms_silently() {
-    let sandbox = start_sandbox().await;
-    let mut config = config_for(&sandbox.base_url());
-    config.alarm_bus.subscriber_buffer = 16;
-    let gateway = TestGateway::start(config).await;
+    let (gateway, _sandbox) = gateway()
+        .with(|config| config.alarm_bus.subscriber_buffer = 16)
+        .start()
+        .await;
     // Never read until the end: HTTP/2 flow control soon stops the server from sending.
     let mut stalled = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
     let mut healthy = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
-    let client = http();
+    let client = http_client();
     let padding = "x".repeat(2000);
     for i in 0..2000 {
         let body = callback_body("ORDER_1", "53%", &format!("{i}-{padding}"));
@@ -498,11 +470,11 @@ async fn a_stalled_subscriber_neither_delays_a_healthy_one_nor_misses_alarms_sil
 
 #[tokio::test]
 async fn shutdown_ends_open_alarm_streams_at_once_with_unavailable() {
-    let sandbox = start_sandbox().await;
-    let mut config = config_for(&sandbox.base_url());
     // Long enough that "at once" and "after the grace period" cannot be confused.
-    config.shutdown_grace = Duration::from_secs(60);
-    let mut gateway = TestGateway::start(config).await;
+    let (mut gateway, _sandbox) = gateway()
+        .with(|config| config.shutdown_grace = Duration::from_secs(60))
+        .start()
+        .await;
     let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
     let stopping = gateway.begin_stop();
     let status = timeout(WAIT, stream.message())
@@ -519,19 +491,11 @@ async fn shutdown_ends_open_alarm_streams_at_once_with_unavailable() {
 
 #[tokio::test]
 async fn sandbox_threshold_callbacks_reach_a_subscriber() {
-    let sandbox = Sandbox::start(
-        ([127, 0, 0, 1], 0).into(),
-        SandboxConfig {
-            access_key: ACCESS_KEY.to_owned(),
-            secret_key: SecretString::from(SECRET_KEY),
-            traffic_mb_per_sec: 2000.0,
-        },
-    )
-    .await
-    .unwrap();
-    let mut config = config_for(&sandbox.base_url());
-    config.callback_token = Some(SecretString::from("loop-token"));
-    let gateway = TestGateway::start(config).await;
+    let sandbox = start_sandbox_with_traffic(2000.0).await;
+    let gateway = gateway()
+        .callback_token("loop-token")
+        .start_on(&sandbox)
+        .await;
     let callback = CallbackUrl::parse(&format!(
         "http://{}/mp/alarm-callback?token=loop-token",
         gateway.http_addr
@@ -548,17 +512,7 @@ async fn sandbox_threshold_callbacks_reach_a_subscriber() {
         .unwrap();
     // Subscribed before ordering, so not even the first threshold can be missed.
     let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
-    let order = gateway
-        .orders()
-        .create_order(CreateOrderRequest {
-            product_id: 6,
-            activate: Some(true),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .order_code;
+    let order = active_order(&gateway).await;
     let percents: Vec<u32> = [
         next_alarm(&mut stream).await,
         next_alarm(&mut stream).await,
@@ -579,7 +533,7 @@ async fn sandbox_threshold_callbacks_reach_a_subscriber() {
 #[tokio::test]
 async fn a_subscriber_is_refused_while_the_stream_reader_cannot_reach_redis() {
     let unreachable = mp_gateway::config::RedisConfig {
-        url: format!("redis://{}", support::closed_port().await).into(),
+        url: format!("redis://{}", closed_port().await).into(),
         key_prefix: shared_redis().key_prefix,
     };
     let bus = mp_gateway::alarms::AlarmBus::new(
@@ -602,15 +556,12 @@ async fn a_subscriber_is_refused_while_the_stream_reader_cannot_reach_redis() {
 /// outage gets the alarms accepted after it, without being reopened.
 #[tokio::test]
 async fn an_open_stream_survives_a_redis_restart_and_callbacks_meanwhile_are_refused() {
-    let mut redis = support::OwnRedis::start().await;
-    let sandbox = start_sandbox().await;
-    let config = support::config_with_redis(
-        &sandbox.base_url(),
-        &redis.url(),
-        &support::unique_prefix("alarm-outage"),
-    );
-    let gateway = TestGateway::start(config).await;
-    let client = http();
+    let mut redis = OwnRedis::start().await;
+    let (gateway, _sandbox) = gateway()
+        .redis_at(&redis.url(), &unique_prefix("alarm-outage"))
+        .start()
+        .await;
+    let client = http_client();
     let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
     let before = callback_body("ORDER_1", "53%", "before");
     assert_eq!(post_callback(&client, &gateway, "", &before).await, 200);
@@ -626,7 +577,7 @@ async fn an_open_stream_survives_a_redis_restart_and_callbacks_meanwhile_are_ref
 
     redis.restart().await;
     // MP's retry: the same callback until it is acknowledged (it is stored once).
-    support::eventually(WAIT, "a callback is accepted again", || {
+    eventually(WAIT, "a callback is accepted again", || {
         let (client, gateway, during) = (&client, &gateway, &during);
         async move { post_callback(client, gateway, "", during).await == 200 }
     })
@@ -644,13 +595,13 @@ async fn resuming_past_entries_the_gateway_cannot_read_reaches_the_alarms_after_
     let redis = shared_redis();
     let stream_key = format!("{}:alarms:v1", redis.key_prefix);
     let (gateway, _sandbox) = gateway_on(Some(redis)).await;
-    let client = http();
+    let client = http_client();
     let mut live = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
     let first = callback_body("ORDER_1", "53%", "before-foreign");
     assert_eq!(post_callback(&client, &gateway, "", &first).await, 200);
     let anchor = next_alarm(&mut live).await.id;
 
-    let mut conn = support::redis_connection(support::SHARED_REDIS).await;
+    let mut conn = redis_connection(SHARED_REDIS).await;
     let mut foreign = redis::pipe();
     for _ in 0..1500 {
         foreign

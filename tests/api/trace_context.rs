@@ -1,10 +1,10 @@
 //! W3C trace context: a caller's `traceparent` makes the gateway's spans
 //! part of its trace, and MP gets the trace (as `traceparent`) on every call.
-mod support;
 
 use mp_gateway::config::LogFormat;
 use mp_gateway::proto::GetOrderStatusRequest;
-use support::gateway_with_sandbox;
+
+use crate::support::gateway_with_sandbox;
 
 const CALLER_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";

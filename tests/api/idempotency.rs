@@ -1,19 +1,17 @@
 //! No double orders: CreateOrder and TopUpOrder run once per request_id,
 //! within one gateway and across gateways sharing Redis.
-mod support;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use mp_gateway::config::RedisConfig;
 use mp_gateway::proto::{CreateOrderRequest, TopUpOrderRequest};
-use mp_gateway::sandbox::{Fault, Sandbox};
-use secrecy::SecretString;
-use support::{
-    TestGateway, closed_port, config_for, error_reason, shared_redis, start_sandbox,
+use mp_gateway::sandbox::Fault;
+use tonic::Code;
+
+use crate::support::{
+    error_reason, gateway, redis_config, shared_redis, start_sandbox, unreachable_redis_url,
     violated_fields,
 };
-use tonic::Code;
 
 fn order(request_id: &str, product_id: u64) -> CreateOrderRequest {
     CreateOrderRequest {
@@ -23,18 +21,15 @@ fn order(request_id: &str, product_id: u64) -> CreateOrderRequest {
     }
 }
 
-async fn gateway(sandbox: &Sandbox, redis: Option<RedisConfig>) -> TestGateway {
-    let mut config = config_for(&sandbox.base_url());
-    config.redis = redis;
-    TestGateway::start(config).await
-}
-
 #[tokio::test]
 async fn fifty_concurrent_orders_with_one_request_id_over_two_gateways_order_once() {
     let sandbox = start_sandbox().await;
     let redis = shared_redis();
-    let first = gateway(&sandbox, Some(redis.clone())).await;
-    let second = gateway(&sandbox, Some(redis)).await;
+    let first = gateway()
+        .redis(Some(redis.clone()))
+        .start_on(&sandbox)
+        .await;
+    let second = gateway().redis(Some(redis)).start_on(&sandbox).await;
     let calls: Vec<_> = (0..50)
         .map(|i| {
             let mut client = if i % 2 == 0 {
@@ -64,8 +59,7 @@ async fn fifty_concurrent_orders_with_one_request_id_over_two_gateways_order_onc
 
 #[tokio::test]
 async fn a_retry_with_the_same_id_returns_the_first_result_without_calling_mp() {
-    let sandbox = start_sandbox().await;
-    let gateway = gateway(&sandbox, None).await;
+    let (gateway, sandbox) = gateway().start().await;
     let mut client = gateway.orders();
     let first = client
         .create_order(order("retry-1", 6))
@@ -86,8 +80,7 @@ async fn a_retry_with_the_same_id_returns_the_first_result_without_calling_mp() 
 
 #[tokio::test]
 async fn the_same_id_with_another_product_is_rejected() {
-    let sandbox = start_sandbox().await;
-    let gateway = gateway(&sandbox, Some(shared_redis())).await;
+    let (gateway, sandbox) = gateway().redis(Some(shared_redis())).start().await;
     let mut client = gateway.orders();
     client.create_order(order("reused-1", 6)).await.unwrap();
     let status = client.create_order(order("reused-1", 5)).await.unwrap_err();
@@ -98,11 +91,11 @@ async fn the_same_id_with_another_product_is_rejected() {
 
 #[tokio::test]
 async fn after_an_mp_timeout_a_retry_is_told_the_outcome_is_unknown_and_mp_is_called_once() {
-    let sandbox = start_sandbox().await;
-    let mut config = config_for(&sandbox.base_url());
-    config.mp_timeout = Duration::from_millis(300);
-    config.redis = Some(shared_redis());
-    let gateway = TestGateway::start(config).await;
+    let (gateway, sandbox) = gateway()
+        .mp_timeout(Duration::from_millis(300))
+        .redis(Some(shared_redis()))
+        .start()
+        .await;
     let mut client = gateway.orders();
     sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(2))));
     let first = client.create_order(order("slow-1", 6)).await.unwrap_err();
@@ -116,8 +109,7 @@ async fn after_an_mp_timeout_a_retry_is_told_the_outcome_is_unknown_and_mp_is_ca
 
 #[tokio::test]
 async fn after_mp_refused_an_order_the_same_id_may_try_again() {
-    let sandbox = start_sandbox().await;
-    let gateway = gateway(&sandbox, None).await;
+    let (gateway, sandbox) = gateway().start().await;
     let mut client = gateway.orders();
     sandbox.set_fault(Some(Fault::BusinessError {
         code: 500,
@@ -138,8 +130,7 @@ async fn after_mp_refused_an_order_the_same_id_may_try_again() {
 
 #[tokio::test]
 async fn a_top_up_retried_with_its_request_id_tops_up_once() {
-    let sandbox = start_sandbox().await;
-    let gateway = gateway(&sandbox, Some(shared_redis())).await;
+    let (gateway, sandbox) = gateway().redis(Some(shared_redis())).start().await;
     let mut client = gateway.orders();
     let code = client
         .create_order(order("", 6))
@@ -159,8 +150,7 @@ async fn a_top_up_retried_with_its_request_id_tops_up_once() {
 
 #[tokio::test]
 async fn without_a_request_id_every_call_is_a_new_order() {
-    let sandbox = start_sandbox().await;
-    let gateway = gateway(&sandbox, None).await;
+    let (gateway, _sandbox) = gateway().start().await;
     let mut client = gateway.orders();
     let a = client
         .create_order(order("", 6))
@@ -178,12 +168,8 @@ async fn without_a_request_id_every_call_is_a_new_order() {
 
 #[tokio::test]
 async fn with_redis_unreachable_orders_are_refused_rather_than_risked() {
-    let sandbox = start_sandbox().await;
-    let redis = RedisConfig {
-        url: SecretString::from(format!("redis://{}", closed_port().await)),
-        key_prefix: "unreachable".into(),
-    };
-    let gateway = gateway(&sandbox, Some(redis)).await;
+    let redis = redis_config(&unreachable_redis_url().await, "unreachable");
+    let (gateway, sandbox) = gateway().redis(Some(redis)).start().await;
     let status = gateway
         .orders()
         .create_order(order("no-redis-1", 6))
@@ -202,8 +188,7 @@ async fn with_redis_unreachable_orders_are_refused_rather_than_risked() {
 /// caller's retry gets the order instead of OUTCOME_UNKNOWN.
 #[tokio::test]
 async fn a_caller_that_gives_up_mid_order_gets_the_order_when_it_retries() {
-    let sandbox = start_sandbox().await;
-    let gateway = gateway(&sandbox, Some(shared_redis())).await;
+    let (gateway, sandbox) = gateway().redis(Some(shared_redis())).start().await;
     sandbox.set_fault(Some(Fault::Delay(Duration::from_millis(600))));
     let mut client = gateway.orders();
     let abandoned = tokio::time::timeout(

@@ -1,7 +1,6 @@
 //! The MP sandbox over real HTTP: auth, catalogue, order lifecycle, traffic,
 //! null data, faults and alarm callbacks, seen from a signing client.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Json;
@@ -9,13 +8,12 @@ use axum::routing::post;
 use mp_gateway::mp::signing::{
     self, ACCEPT_LANGUAGE, ALGORITHM, CONTENT_TYPE, SIGNED_HEADERS, SigningInput,
 };
-use mp_gateway::sandbox::{Fault, Sandbox, SandboxConfig};
-use secrecy::SecretString;
+use mp_gateway::sandbox::{Fault, Sandbox};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-const ACCESS_KEY: &str = "SG00000010";
-const SECRET: &str = "sandbox-secret";
+use crate::support::{ACCESS_KEY, SECRET_KEY, start_sandbox_with_traffic};
+
 /// Long enough for any local request, short enough to fail a test fast.
 const PATIENCE: Duration = Duration::from_secs(5);
 
@@ -28,14 +26,12 @@ struct Mp {
     secret: &'static str,
 }
 
+/// A sandbox whose orders in use consume `traffic_mb_per_sec`, and a client for it.
 async fn start_sandbox(traffic_mb_per_sec: f64) -> Mp {
-    let mut config = SandboxConfig::new(ACCESS_KEY, SecretString::from(SECRET));
-    config.traffic_mb_per_sec = traffic_mb_per_sec;
-    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let sandbox = Sandbox::start(addr, config).await.unwrap();
+    let sandbox = start_sandbox_with_traffic(traffic_mb_per_sec).await;
     // reqwest is built without a TLS provider; plain http still needs one
     // installed before a client is built.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    mp_gateway::tls::install_crypto_provider();
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(PATIENCE)
@@ -44,7 +40,7 @@ async fn start_sandbox(traffic_mb_per_sec: f64) -> Mp {
     Mp {
         sandbox,
         http,
-        secret: SECRET,
+        secret: SECRET_KEY,
     }
 }
 
@@ -92,10 +88,7 @@ impl Mp {
         let mut request = self
             .http
             .request(method, url)
-            .header("X-HMAC-ACCESS-KEY", ACCESS_KEY)
-            .header("X-HMAC-ALGORITHM", ALGORITHM)
-            .header("X-HMAC-SIGNED-HEADERS", SIGNED_HEADERS)
-            .header("X-HMAC-SIGNATURE", signature)
+            .headers(hmac_headers(SIGNED_HEADERS, &signature))
             .header("Accept-Language", ACCEPT_LANGUAGE)
             .header("Content-Type", CONTENT_TYPE);
         if let Some(body) = body {
@@ -132,6 +125,22 @@ impl Mp {
             .await;
         answer["data"][0].clone()
     }
+}
+
+/// The `X-HMAC-*` headers of a request signed with our access key.
+fn hmac_headers(signed_headers: &str, signature: &str) -> reqwest::header::HeaderMap {
+    [
+        ("x-hmac-access-key", ACCESS_KEY),
+        ("x-hmac-algorithm", ALGORITHM),
+        ("x-hmac-signed-headers", signed_headers),
+        ("x-hmac-signature", signature),
+    ]
+    .into_iter()
+    .map(|(name, value)| {
+        let value = value.parse().expect("an ASCII header value");
+        (reqwest::header::HeaderName::from_static(name), value)
+    })
+    .collect()
 }
 
 async fn envelope(response: reqwest::Response) -> Value {
@@ -203,15 +212,12 @@ async fn a_signature_over_a_date_and_headers_in_another_order_is_accepted() {
         date: Some(date),
         signed_headers: &[("Content-Type", CONTENT_TYPE), ("X-Custom", "abc")],
     }
-    .signature(SECRET.as_bytes());
+    .signature(SECRET_KEY.as_bytes());
 
     let response = mp
         .http
         .get(format!("{}{path}?requestId=x", mp.sandbox.base_url()))
-        .header("X-HMAC-ACCESS-KEY", ACCESS_KEY)
-        .header("X-HMAC-ALGORITHM", ALGORITHM)
-        .header("X-HMAC-SIGNED-HEADERS", "Content-Type;X-Custom")
-        .header("X-HMAC-SIGNATURE", signature)
+        .headers(hmac_headers("Content-Type;X-Custom", &signature))
         .header("Date", date)
         .header("Content-Type", CONTENT_TYPE)
         .header("X-Custom", "abc")
@@ -234,15 +240,12 @@ async fn a_query_changed_after_signing_is_rejected_with_401() {
         date: None,
         signed_headers: signing::MP_SIGNED_HEADER_VALUES,
     }
-    .signature(SECRET.as_bytes());
+    .signature(SECRET_KEY.as_bytes());
 
     let response = mp
         .http
         .get(format!("{}{path}?orderCode=ORDER_2", mp.sandbox.base_url()))
-        .header("X-HMAC-ACCESS-KEY", ACCESS_KEY)
-        .header("X-HMAC-ALGORITHM", ALGORITHM)
-        .header("X-HMAC-SIGNED-HEADERS", SIGNED_HEADERS)
-        .header("X-HMAC-SIGNATURE", signature)
+        .headers(hmac_headers(SIGNED_HEADERS, &signature))
         .header("Accept-Language", ACCEPT_LANGUAGE)
         .header("Content-Type", CONTENT_TYPE)
         .send()

@@ -1,16 +1,16 @@
 //! Protecting the gateway: a client connection with more calls in flight
 //! than `GRPC_CONCURRENCY_LIMIT_PER_CONNECTION` has the excess shed at once
 //! (RESOURCE_EXHAUSTED), while other connections are served.
-mod support;
 
 use std::time::Duration;
 
 use mp_gateway::proto::GetOrderStatusRequest;
 use mp_gateway::proto::order_service_client::OrderServiceClient;
 use mp_gateway::sandbox::Fault;
-use support::{TestGateway, config_for, start_sandbox};
 use tonic::Code;
 use tonic::transport::Channel;
+
+use crate::support::gateway;
 
 fn status_of_order_1() -> GetOrderStatusRequest {
     GetOrderStatusRequest {
@@ -21,10 +21,10 @@ fn status_of_order_1() -> GetOrderStatusRequest {
 
 #[tokio::test]
 async fn calls_beyond_the_per_connection_limit_are_shed_and_other_connections_are_still_served() {
-    let sandbox = start_sandbox().await;
-    let mut config = config_for(&sandbox.base_url());
-    config.grpc_concurrency_limit_per_connection = 2;
-    let gateway = TestGateway::start(config).await;
+    let (gateway, sandbox) = gateway()
+        .with(|config| config.grpc_concurrency_limit_per_connection = 2)
+        .start()
+        .await;
     // Long enough that every busy call arrives while the first two are still at MP.
     sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(2))));
 
