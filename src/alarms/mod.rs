@@ -7,7 +7,7 @@ pub mod callback;
 pub mod callback_body;
 mod id;
 mod memory_bus;
-pub mod metrics;
+pub(crate) mod metrics;
 mod redis_bus;
 mod subscription;
 

@@ -2,12 +2,12 @@
 
 mod alarm_service;
 mod alarm_stream;
-pub mod auth;
+pub(crate) mod auth;
 pub mod observe;
 mod order_service;
 mod product_service;
 mod requests;
-pub mod status;
+pub(crate) mod status;
 mod traffic_service;
 
 use std::time::Duration;

@@ -11,11 +11,11 @@
 //! - Redis failing only costs sharing: lists come from memory, else MP.
 
 mod fill;
-pub mod l1;
-pub mod metrics;
+pub(crate) mod l1;
+pub(crate) mod metrics;
 mod outage;
-pub mod redis_l2;
-pub mod single_flight;
+pub(crate) mod redis_l2;
+pub(crate) mod single_flight;
 pub mod snapshot;
 
 use std::sync::{Arc, Mutex, PoisonError};

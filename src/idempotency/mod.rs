@@ -7,7 +7,7 @@
 //! configured (shared by replicas), else in process.
 
 mod memory_records;
-pub mod metrics;
+pub(crate) mod metrics;
 mod redis_records;
 
 use std::future::Future;

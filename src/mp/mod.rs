@@ -5,7 +5,7 @@ mod admission;
 mod client;
 pub mod decode;
 mod error;
-pub mod metrics;
+pub(crate) mod metrics;
 mod rate_limit;
 pub mod retry;
 pub mod signing;
