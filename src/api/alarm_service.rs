@@ -57,6 +57,30 @@ impl AlarmApi {
     }
 }
 
+/// `url` with the value of its `token` query parameter replaced by `…`: the
+/// callback token is for MP, not for every gRPC client that registers a URL.
+fn redact_token(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (query, None),
+    };
+    let query = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some(("token", _)) => "token=…",
+            _ => pair,
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    match fragment {
+        Some(fragment) => format!("{base}?{query}#{fragment}"),
+        None => format!("{base}?{query}"),
+    }
+}
+
 type AlarmStream = Pin<Box<dyn Stream<Item = Result<SubscribeAlarmsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -74,7 +98,7 @@ impl AlarmService for AlarmApi {
             .save_alarm_callback(&registration.reseller_code, &url, call)
             .await?;
         Ok(Response::new(RegisterCallbackResponse {
-            http_url,
+            http_url: redact_token(&http_url),
             request_id: registration.request_id.to_string(),
         }))
     }
@@ -93,5 +117,26 @@ impl AlarmService for AlarmApi {
         let subscription = self.bus.subscribe(wanted.resume_after).await?;
         let stream = alarm_stream(subscription, filter, self.shutdown.clone());
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_token;
+
+    #[test]
+    fn only_the_token_value_is_hidden() {
+        assert_eq!(
+            redact_token("https://gw.example.com/cb?a=1&token=s3cr%2Bt&b=2#top"),
+            "https://gw.example.com/cb?a=1&token=…&b=2#top"
+        );
+        assert_eq!(
+            redact_token("https://gw.example.com/cb"),
+            "https://gw.example.com/cb"
+        );
+        assert_eq!(
+            redact_token("https://gw.example.com/cb?tokens=x"),
+            "https://gw.example.com/cb?tokens=x"
+        );
     }
 }

@@ -44,10 +44,14 @@ async fn register_callback_defaults_to_the_public_url_with_the_callback_token() 
         .unwrap()
         .into_inner();
     assert_eq!(
-        reply.http_url,
-        "https://gw.example.com/mp/alarm-callback?token=t0k%2Bn"
+        sandbox.callback_url().as_deref(),
+        Some("https://gw.example.com/mp/alarm-callback?token=t0k%2Bn"),
+        "MP gets the token"
     );
-    assert_eq!(sandbox.callback_url(), Some(reply.http_url));
+    assert_eq!(
+        reply.http_url, "https://gw.example.com/mp/alarm-callback?token=…",
+        "the gRPC client does not"
+    );
 }
 
 #[tokio::test]
