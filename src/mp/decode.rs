@@ -22,7 +22,8 @@ pub struct CreatedOrder {
 #[derive(Debug, Clone)]
 pub struct TopUp {
     pub order_code: String,
-    pub renew_period: u32,
+    /// Absent when MP sent null.
+    pub renew_period: Option<u32>,
 }
 
 /// What a `google.protobuf.Timestamp` may hold: 0001-01-01 to 9999-12-31 UTC.
@@ -69,11 +70,12 @@ fn parse_num<T: std::str::FromStr>(field: &str, raw: Option<&str>) -> Result<Opt
         .transpose()
 }
 
-/// A volume in MB: a finite, non-negative number (Rust would also read "NaN" or "inf").
-fn megabytes(field: &str, raw: Option<&str>) -> Result<f64, MpError> {
+/// A volume in MB: a finite, non-negative number (Rust would also read "NaN"
+/// or "inf"); `None` when MP sent null.
+fn megabytes(field: &str, raw: Option<&str>) -> Result<Option<f64>, MpError> {
     match parse_num::<f64>(field, raw)? {
-        None => Ok(0.0),
-        Some(mb) if mb.is_finite() && mb >= 0.0 => Ok(mb),
+        None => Ok(None),
+        Some(mb) if mb.is_finite() && mb >= 0.0 => Ok(Some(mb)),
         Some(_) => Err(malformed(field, raw.unwrap_or_default())),
     }
 }
@@ -94,7 +96,7 @@ pub fn order_quantities(raw: Option<&str>) -> Result<Vec<u32>, MpError> {
 
 pub fn product(row: wire::ProductRow) -> Result<proto::Product, MpError> {
     Ok(proto::Product {
-        goods_id: parse_num("goodsId", row.goods_id.as_deref())?.unwrap_or_default(),
+        goods_id: parse_num("goodsId", row.goods_id.as_deref())?,
         goods_name: row.goods_name.unwrap_or_default(),
         product_id: required(
             "productId",
@@ -183,7 +185,7 @@ pub fn package_traffic(
         package_code: row.package_code.unwrap_or_default(),
         total_mb: megabytes("packageFlow", row.package_flow.as_deref())?,
         used_mb: megabytes("packageUsedFlow", row.package_used_flow.as_deref())?,
-        cycle: parse_num("cycle", row.cycle.as_deref())?.unwrap_or_default(),
+        cycle: parse_num("cycle", row.cycle.as_deref())?,
         actual_start_time: clock.timestamp("actualStartTime", row.actual_start_time.as_deref())?,
         planned_end_time: clock.timestamp("plannedEndTime", row.planned_end_time.as_deref())?,
     })
@@ -204,7 +206,7 @@ pub fn daily_traffic(
             chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
                 .map_err(|_| malformed("flowUseTime", &date))?;
             Ok(proto::DailyUsage {
-                used_bytes: parse_num("useFlow", d.use_flow.as_deref())?.unwrap_or_default(),
+                used_bytes: parse_num("useFlow", d.use_flow.as_deref())?,
                 date: date.trim().to_owned(),
             })
         })
@@ -246,7 +248,7 @@ pub fn top_up(data: Option<wire::TopUpData>) -> Result<TopUp, MpError> {
         return Err(null_data());
     }
     Ok(TopUp {
-        renew_period: parse_num("renewPeriod", data.renew_period.as_deref())?.unwrap_or_default(),
+        renew_period: parse_num("renewPeriod", data.renew_period.as_deref())?,
         order_code: required("orderCode", data.order_code)?,
     })
 }
@@ -310,8 +312,8 @@ mod tests {
 
     #[test]
     fn traffic_volumes_must_be_finite_and_not_negative() {
-        assert_eq!(megabytes("f", Some("1024.50")).unwrap(), 1024.5);
-        assert_eq!(megabytes("f", None).unwrap(), 0.0);
+        assert_eq!(megabytes("f", Some("1024.50")).unwrap(), Some(1024.5));
+        assert_eq!(megabytes("f", None).unwrap(), None);
         for bad in ["NaN", "inf", "-inf", "-1", "1e400"] {
             assert!(megabytes("f", Some(bad)).is_err(), "{bad}");
         }
@@ -351,7 +353,7 @@ mod tests {
         let daily = daily_traffic(env.data, clock()).unwrap();
         assert_eq!(daily.package_code, "LP14230831004073");
         assert_eq!(daily.days[0].date, "2025-03-07");
-        assert_eq!(daily.days[0].used_bytes, 120_000);
+        assert_eq!(daily.days[0].used_bytes, Some(120_000));
     }
 
     #[test]
@@ -369,7 +371,7 @@ mod tests {
         let body = r#"{"code":200,"msg":"Success","data":[{"goodsId":37,"goodsName":"CHINA_Test","productId":6,"orderQuantity":"3,4","productName":"1GB/7days","simGroupCode":"SIMGROUP1706570409388478464","simGroupName":"eSIMGO test group 0926","coverCountry":"460","coverCountryName":"China"}],"requestId":null}"#;
         let env: wire::Envelope<Vec<wire::ProductRow>> = serde_json::from_str(body).unwrap();
         let p = product(env.data.unwrap().pop().unwrap()).unwrap();
-        assert_eq!((p.goods_id, p.product_id), (37, 6));
+        assert_eq!((p.goods_id, p.product_id), (Some(37), 6));
         assert_eq!(p.order_quantities, vec![3, 4]);
     }
 
@@ -379,8 +381,8 @@ mod tests {
         let env: wire::Envelope<Vec<wire::TrafficRow>> = serde_json::from_str(body).unwrap();
         let rows = non_null_rows(env.data, wire::TrafficRow::is_null).unwrap();
         let t = package_traffic(rows.into_iter().next().unwrap(), clock()).unwrap();
-        assert_eq!(t.cycle, 1);
-        assert_eq!(t.total_mb, 0.0);
+        assert_eq!(t.cycle, Some(1));
+        assert_eq!((t.total_mb, t.used_mb), (None, None));
     }
 
     #[test]

@@ -275,7 +275,7 @@ async fn top_up_adds_the_ordered_periods_again() {
         .unwrap()
         .into_inner();
     assert_eq!(top_up.order_code, created.order_code);
-    assert_eq!(top_up.renew_period, 4);
+    assert_eq!(top_up.renew_period, Some(4));
 }
 
 #[tokio::test]

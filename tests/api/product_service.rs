@@ -13,7 +13,7 @@ async fn list_products_returns_the_mp_catalogue_with_parsed_quantities() {
     let ids: Vec<u64> = products.iter().map(|p| p.product_id).collect();
     assert_eq!(ids, [5, 6, 8]);
     let six = &products[1];
-    assert_eq!(six.goods_id, 37);
+    assert_eq!(six.goods_id, Some(37));
     assert_eq!(six.product_name, "1GB/7days");
     assert_eq!(six.order_quantities, [3, 4]);
     assert_eq!(six.cover_country, "460");
