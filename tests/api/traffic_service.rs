@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use mp_gateway::proto::{GetDailyTrafficRequest, GetTrafficRequest};
+use mp_gateway::proto::{
+    CreateOrderRequest, GetDailyTrafficRequest, GetTrafficRequest, TopUpOrderRequest,
+};
 use tonic::Code;
 
 use serde_json::json;
@@ -135,4 +137,51 @@ async fn traffic_mp_reports_as_null_is_absent_not_zero() {
     assert_eq!(package.total_mb, None);
     assert_eq!(package.used_mb, None);
     assert_eq!(package.cycle, None);
+}
+
+#[tokio::test]
+async fn cycle_counts_the_periods_ordered_plus_those_topped_up() {
+    // What PackageTraffic.cycle's comment promises, as the sandbox plays MP.
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let mut orders = gateway.orders();
+    let code = orders
+        .create_order(CreateOrderRequest {
+            product_id: 6,
+            order_quantity: Some(3),
+            activate: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .order_code;
+    let traffic = || {
+        let (mut client, code) = (gateway.traffic(), code.clone());
+        async move {
+            client
+                .get_traffic(GetTrafficRequest {
+                    order_code: code,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .packages
+                .remove(0)
+        }
+    };
+    let ordered = traffic().await;
+    assert_eq!(ordered.cycle, Some(3));
+    // Product 6 is 1024 MB a cycle; MB as MP reports them.
+    assert_eq!(ordered.total_mb, Some(3072.0));
+    orders
+        .top_up_order(TopUpOrderRequest {
+            order_code: code.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let topped_up = traffic().await;
+    assert_eq!(topped_up.cycle, Some(6));
+    assert_eq!(topped_up.total_mb, Some(6144.0));
 }
