@@ -39,7 +39,7 @@ impl ProductService for ProductApi {
         let products = products
             .iter()
             .filter(|p| req.cover_country.is_empty() || p.cover_country == req.cover_country)
-            .filter(|p| req.goods_id.is_none_or(|id| p.goods_id == id))
+            .filter(|p| req.goods_id.is_none_or(|id| p.goods_id == Some(id)))
             .cloned()
             .collect();
         Ok(Response::new(ListProductsResponse {

@@ -33,7 +33,8 @@ pub enum Outcome {
     },
     ToppedUp {
         order_code: String,
-        renew_period: u32,
+        /// Absent when MP sent null (records stored before were always a number).
+        renew_period: Option<u32>,
     },
 }
 

@@ -173,12 +173,7 @@ impl MpClient {
         self.observed(Endpoint::ProductList, async {
             let env: wire::Envelope<Vec<wire::ProductRow>> =
                 self.get(Endpoint::ProductList, &[], call).await?;
-            env.data
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|row| row.product_id.is_some() || row.goods_id.is_some())
-                .map(decode::product)
-                .collect()
+            decode::products(env.data)
         })
         .await
     }

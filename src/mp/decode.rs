@@ -1,12 +1,16 @@
-//! MP's loosely typed rows into our typed messages. Anything unexpected is
-//! [`MpError::Malformed`], never a panic; all-null rows are [`MpError::NullData`].
+//! MP's loosely typed rows into our typed messages. A value outside the
+//! documented set (an unknown status, a time in another format, a decimal
+//! byte count) is left unset, its raw text kept where the message has a
+//! `*_raw` field, and counted ([`super::metrics::unexpected_value`]); a bad
+//! product row is skipped. Anything else unexpected is [`MpError::Malformed`],
+//! never a panic; all-null rows are [`MpError::NullData`].
 
 use std::ops::RangeInclusive;
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone};
 use prost_types::Timestamp;
 
-use super::{MpError, wire};
+use super::{MpError, metrics, wire};
 use crate::domain::ActivationCode;
 use crate::proto;
 
@@ -22,7 +26,8 @@ pub struct CreatedOrder {
 #[derive(Debug, Clone)]
 pub struct TopUp {
     pub order_code: String,
-    pub renew_period: u32,
+    /// Absent when MP sent null.
+    pub renew_period: Option<u32>,
 }
 
 /// What a `google.protobuf.Timestamp` may hold: 0001-01-01 to 9999-12-31 UTC.
@@ -51,6 +56,19 @@ impl MpClock {
             nanos: 0,
         }))
     }
+
+    /// [`Self::timestamp`], but a time it cannot read is unset and returned
+    /// as the raw text (counted and logged) instead of failing the call.
+    pub fn lenient(&self, field: &'static str, raw: Option<&str>) -> (Option<Timestamp>, String) {
+        match self.timestamp(field, raw) {
+            Ok(time) => (time, String::new()),
+            Err(_) => {
+                let raw = raw.unwrap_or_default();
+                metrics::unexpected_value(field, raw);
+                (None, raw.to_owned())
+            }
+        }
+    }
 }
 
 /// Null data, before the client says which record was looked for.
@@ -69,11 +87,12 @@ fn parse_num<T: std::str::FromStr>(field: &str, raw: Option<&str>) -> Result<Opt
         .transpose()
 }
 
-/// A volume in MB: a finite, non-negative number (Rust would also read "NaN" or "inf").
-fn megabytes(field: &str, raw: Option<&str>) -> Result<f64, MpError> {
+/// A volume in MB: a finite, non-negative number (Rust would also read "NaN"
+/// or "inf"); `None` when MP sent null.
+fn megabytes(field: &str, raw: Option<&str>) -> Result<Option<f64>, MpError> {
     match parse_num::<f64>(field, raw)? {
-        None => Ok(0.0),
-        Some(mb) if mb.is_finite() && mb >= 0.0 => Ok(mb),
+        None => Ok(None),
+        Some(mb) if mb.is_finite() && mb >= 0.0 => Ok(Some(mb)),
         Some(_) => Err(malformed(field, raw.unwrap_or_default())),
     }
 }
@@ -92,9 +111,36 @@ pub fn order_quantities(raw: Option<&str>) -> Result<Vec<u32>, MpError> {
         .collect()
 }
 
+/// The rows of `v2/productList`; a row that cannot be read is skipped
+/// (counted and logged), unless no row can be read at all.
+pub fn products(rows: Option<Vec<wire::ProductRow>>) -> Result<Vec<proto::Product>, MpError> {
+    let rows: Vec<_> = rows
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|row| row.product_id.is_some() || row.goods_id.is_some())
+        .collect();
+    let total = rows.len();
+    let mut last_error = None;
+    let products: Vec<_> = rows
+        .into_iter()
+        .filter_map(|row| match product(row) {
+            Ok(product) => Some(product),
+            Err(error) => {
+                metrics::unexpected_value("productList", &error.to_string());
+                last_error = Some(error);
+                None
+            }
+        })
+        .collect();
+    match last_error {
+        Some(error) if products.is_empty() && total > 0 => Err(error),
+        _ => Ok(products),
+    }
+}
+
 pub fn product(row: wire::ProductRow) -> Result<proto::Product, MpError> {
     Ok(proto::Product {
-        goods_id: parse_num("goodsId", row.goods_id.as_deref())?.unwrap_or_default(),
+        goods_id: parse_num("goodsId", row.goods_id.as_deref())?,
         goods_name: row.goods_name.unwrap_or_default(),
         product_id: required(
             "productId",
@@ -109,17 +155,29 @@ pub fn product(row: wire::ProductRow) -> Result<proto::Product, MpError> {
     })
 }
 
-/// MP's `"0".."3"`; anything else is a shape we do not know.
-pub fn order_status(raw: Option<&str>) -> Result<proto::OrderStatus, MpError> {
+/// MP's `"0".."3"`; anything else is UNSPECIFIED with the raw text (counted
+/// and logged), so a status MP adds later does not fail the call.
+pub fn order_status(raw: Option<&str>) -> (proto::OrderStatus, String) {
     use proto::OrderStatus::*;
     match raw.map(str::trim) {
-        None | Some("") => Ok(Unspecified),
-        Some("0") => Ok(NotEnabled),
-        Some("1") => Ok(InUse),
-        Some("2") => Ok(Suspended),
-        Some("3") => Ok(Finished),
-        Some(other) => Err(malformed("status", other)),
+        None | Some("") => (Unspecified, String::new()),
+        Some("0") => (NotEnabled, String::new()),
+        Some("1") => (InUse, String::new()),
+        Some("2") => (Suspended, String::new()),
+        Some("3") => (Finished, String::new()),
+        Some(other) => {
+            metrics::unexpected_value("status", other);
+            (Unspecified, other.to_owned())
+        }
     }
+}
+
+/// A day's bytes: a whole number, else unset (counted and logged).
+fn daily_bytes(raw: Option<&str>) -> Option<u64> {
+    parse_num("useFlow", raw).unwrap_or_else(|_| {
+        metrics::unexpected_value("useFlow", raw.unwrap_or_default());
+        None
+    })
 }
 
 /// Fails with [`MpError::NullData`] when MP sent no row with any field set.
@@ -165,12 +223,20 @@ pub fn order_package(
     row: wire::OrderStatusRow,
     clock: MpClock,
 ) -> Result<proto::OrderPackage, MpError> {
+    let (status, status_raw) = order_status(row.status.as_deref());
+    let (actual_start_time, actual_start_time_raw) =
+        clock.lenient("actualStartTime", row.actual_start_time.as_deref());
+    let (planned_end_time, planned_end_time_raw) =
+        clock.lenient("plannedEndTime", row.planned_end_time.as_deref());
     Ok(proto::OrderPackage {
         eid: row.eid.unwrap_or_default(),
         package_code: row.package_code.unwrap_or_default(),
-        status: order_status(row.status.as_deref())? as i32,
-        actual_start_time: clock.timestamp("actualStartTime", row.actual_start_time.as_deref())?,
-        planned_end_time: clock.timestamp("plannedEndTime", row.planned_end_time.as_deref())?,
+        status: status as i32,
+        actual_start_time,
+        planned_end_time,
+        status_raw,
+        actual_start_time_raw,
+        planned_end_time_raw,
     })
 }
 
@@ -178,14 +244,20 @@ pub fn package_traffic(
     row: wire::TrafficRow,
     clock: MpClock,
 ) -> Result<proto::PackageTraffic, MpError> {
+    let (actual_start_time, actual_start_time_raw) =
+        clock.lenient("actualStartTime", row.actual_start_time.as_deref());
+    let (planned_end_time, planned_end_time_raw) =
+        clock.lenient("plannedEndTime", row.planned_end_time.as_deref());
     Ok(proto::PackageTraffic {
         eid: row.eid.unwrap_or_default(),
         package_code: row.package_code.unwrap_or_default(),
         total_mb: megabytes("packageFlow", row.package_flow.as_deref())?,
         used_mb: megabytes("packageUsedFlow", row.package_used_flow.as_deref())?,
-        cycle: parse_num("cycle", row.cycle.as_deref())?.unwrap_or_default(),
-        actual_start_time: clock.timestamp("actualStartTime", row.actual_start_time.as_deref())?,
-        planned_end_time: clock.timestamp("plannedEndTime", row.planned_end_time.as_deref())?,
+        cycle: parse_num("cycle", row.cycle.as_deref())?,
+        actual_start_time,
+        planned_end_time,
+        actual_start_time_raw,
+        planned_end_time_raw,
     })
 }
 
@@ -204,7 +276,7 @@ pub fn daily_traffic(
             chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
                 .map_err(|_| malformed("flowUseTime", &date))?;
             Ok(proto::DailyUsage {
-                used_bytes: parse_num("useFlow", d.use_flow.as_deref())?.unwrap_or_default(),
+                used_bytes: daily_bytes(d.use_flow.as_deref()),
                 date: date.trim().to_owned(),
             })
         })
@@ -246,7 +318,7 @@ pub fn top_up(data: Option<wire::TopUpData>) -> Result<TopUp, MpError> {
         return Err(null_data());
     }
     Ok(TopUp {
-        renew_period: parse_num("renewPeriod", data.renew_period.as_deref())?.unwrap_or_default(),
+        renew_period: parse_num("renewPeriod", data.renew_period.as_deref())?,
         order_code: required("orderCode", data.order_code)?,
     })
 }
@@ -310,8 +382,8 @@ mod tests {
 
     #[test]
     fn traffic_volumes_must_be_finite_and_not_negative() {
-        assert_eq!(megabytes("f", Some("1024.50")).unwrap(), 1024.5);
-        assert_eq!(megabytes("f", None).unwrap(), 0.0);
+        assert_eq!(megabytes("f", Some("1024.50")).unwrap(), Some(1024.5));
+        assert_eq!(megabytes("f", None).unwrap(), None);
         for bad in ["NaN", "inf", "-inf", "-1", "1e400"] {
             assert!(megabytes("f", Some(bad)).is_err(), "{bad}");
         }
@@ -326,12 +398,44 @@ mod tests {
     }
 
     #[test]
-    fn unknown_status_is_malformed_not_a_panic() {
-        assert!(matches!(
+    fn unknown_status_is_unspecified_with_the_raw_text() {
+        assert_eq!(
             order_status(Some("7")),
-            Err(MpError::Malformed(_))
-        ));
-        assert_eq!(order_status(Some("1")).unwrap(), proto::OrderStatus::InUse);
+            (proto::OrderStatus::Unspecified, "7".to_owned())
+        );
+        assert_eq!(
+            order_status(Some("1")),
+            (proto::OrderStatus::InUse, String::new())
+        );
+        assert_eq!(order_status(None), (proto::OrderStatus::Unspecified, String::new()));
+    }
+
+    #[test]
+    fn a_time_in_another_format_is_unset_with_the_raw_text() {
+        assert_eq!(
+            clock().lenient("t", Some("07/03/2025")),
+            (None, "07/03/2025".to_owned())
+        );
+        assert_eq!(clock().lenient("t", None), (None, String::new()));
+        assert!(clock().lenient("t", Some("2025-03-07 17:11:21")).0.is_some());
+    }
+
+    #[test]
+    fn a_decimal_daily_byte_count_is_unset_not_an_error() {
+        assert_eq!(daily_bytes(Some("1200.5")), None);
+        assert_eq!(daily_bytes(Some("1200")), Some(1200));
+        assert_eq!(daily_bytes(None), None);
+    }
+
+    #[test]
+    fn a_malformed_product_row_is_skipped_unless_every_row_is() {
+        let body = r#"[{"goodsId":37,"productId":6,"orderQuantity":"3,4"},{"goodsId":37,"productId":"x"},{"goodsId":35,"productId":7}]"#;
+        let rows: Vec<wire::ProductRow> = serde_json::from_str(body).unwrap();
+        let ids: Vec<u64> = products(Some(rows)).unwrap().iter().map(|p| p.product_id).collect();
+        assert_eq!(ids, vec![6, 7]);
+        let rows: Vec<wire::ProductRow> = serde_json::from_str(r#"[{"productId":"x"}]"#).unwrap();
+        assert!(matches!(products(Some(rows)), Err(MpError::Malformed(_))));
+        assert!(products(None).unwrap().is_empty());
     }
 
     #[test]
@@ -351,7 +455,7 @@ mod tests {
         let daily = daily_traffic(env.data, clock()).unwrap();
         assert_eq!(daily.package_code, "LP14230831004073");
         assert_eq!(daily.days[0].date, "2025-03-07");
-        assert_eq!(daily.days[0].used_bytes, 120_000);
+        assert_eq!(daily.days[0].used_bytes, Some(120_000));
     }
 
     #[test]
@@ -369,7 +473,7 @@ mod tests {
         let body = r#"{"code":200,"msg":"Success","data":[{"goodsId":37,"goodsName":"CHINA_Test","productId":6,"orderQuantity":"3,4","productName":"1GB/7days","simGroupCode":"SIMGROUP1706570409388478464","simGroupName":"eSIMGO test group 0926","coverCountry":"460","coverCountryName":"China"}],"requestId":null}"#;
         let env: wire::Envelope<Vec<wire::ProductRow>> = serde_json::from_str(body).unwrap();
         let p = product(env.data.unwrap().pop().unwrap()).unwrap();
-        assert_eq!((p.goods_id, p.product_id), (37, 6));
+        assert_eq!((p.goods_id, p.product_id), (Some(37), 6));
         assert_eq!(p.order_quantities, vec![3, 4]);
     }
 
@@ -379,8 +483,8 @@ mod tests {
         let env: wire::Envelope<Vec<wire::TrafficRow>> = serde_json::from_str(body).unwrap();
         let rows = non_null_rows(env.data, wire::TrafficRow::is_null).unwrap();
         let t = package_traffic(rows.into_iter().next().unwrap(), clock()).unwrap();
-        assert_eq!(t.cycle, 1);
-        assert_eq!(t.total_mb, 0.0);
+        assert_eq!(t.cycle, Some(1));
+        assert_eq!((t.total_mb, t.used_mb), (None, None));
     }
 
     #[test]

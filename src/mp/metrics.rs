@@ -9,6 +9,7 @@ use super::{Endpoint, MpError};
 pub const REQUESTS: &str = "mp_gateway_mp_requests_total";
 pub const DURATION: &str = "mp_gateway_mp_request_duration_seconds";
 pub const RETRIES: &str = "mp_gateway_mp_retries_total";
+pub const UNEXPECTED_VALUES: &str = "mp_gateway_mp_unexpected_values_total";
 
 /// Registers the descriptions; call once the recorder is installed.
 pub fn describe() {
@@ -22,6 +23,18 @@ pub fn describe() {
         "MP call latency by endpoint, retries and waits for the MP limits included"
     );
     describe_counter!(RETRIES, "MP GETs tried again, by endpoint");
+    describe_counter!(
+        UNEXPECTED_VALUES,
+        "Values MP sent outside the documented set (left unset, or the row skipped, instead of failing the call), by MP field"
+    );
+}
+
+/// MP sent `raw` for `field`, which the gateway does not understand: counted
+/// and logged, so the call can still answer with what it did understand.
+pub fn unexpected_value(field: &'static str, raw: &str) {
+    counter!(UNEXPECTED_VALUES, "field" => field).increment(1);
+    let raw: String = raw.chars().take(200).collect();
+    tracing::warn!(field, raw, "MP sent a value outside the documented set; left unset");
 }
 
 /// The `outcome` label of a finished call.

@@ -8,7 +8,11 @@ use mp_gateway::proto::{
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::support::{error_reason, gateway_with_sandbox, order, violated_fields};
+use serde_json::json;
+
+use crate::support::{
+    canned_mp, error_reason, gateway, gateway_with_sandbox, metric, order, violated_fields,
+};
 
 async fn status_of(client: &mut OrderServiceClient<Channel>, order_code: &str) -> OrderStatus {
     let packages = client
@@ -275,7 +279,7 @@ async fn top_up_adds_the_ordered_periods_again() {
         .unwrap()
         .into_inner();
     assert_eq!(top_up.order_code, created.order_code);
-    assert_eq!(top_up.renew_period, 4);
+    assert_eq!(top_up.renew_period, Some(4));
 }
 
 #[tokio::test]
@@ -362,4 +366,42 @@ async fn an_out_of_spec_grpc_timeout_is_ignored_and_the_call_answered() {
         response.headers()
     );
     assert_eq!(sandbox.calls("queryOrderStatus"), 1);
+}
+
+#[tokio::test]
+async fn a_status_mp_does_not_document_is_unspecified_with_the_raw_value_not_an_error() {
+    let mp = canned_mp(vec![(
+        "/queryOrderStatus",
+        json!({"code": 200, "msg": "Success", "requestId": null, "data": [{
+            "eid": "89491202308310000235", "packageCode": "LP14230831004073",
+            "status": "4", "actualStartTime": "07/03/2025 17:11", "plannedEndTime": null
+        }]}),
+    )])
+    .await;
+    let gateway = gateway().start_against(&mp).await;
+    let package = gateway
+        .orders()
+        .get_order_status(GetOrderStatusRequest {
+            order_code: "ORDER_1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("an unknown status does not fail the call")
+        .into_inner()
+        .packages
+        .remove(0);
+    assert_eq!(package.status(), OrderStatus::Unspecified);
+    assert_eq!(package.status_raw, "4");
+    assert_eq!(package.actual_start_time, None);
+    assert_eq!(package.actual_start_time_raw, "07/03/2025 17:11");
+    assert_eq!(package.package_code, "LP14230831004073");
+    let counted = |field: &'static str| {
+        let addr = gateway.http_addr;
+        async move {
+            let label = format!("field=\"{field}\"");
+            metric(addr, "mp_gateway_mp_unexpected_values_total", &[&label]).await
+        }
+    };
+    assert_eq!(counted("status").await, 1.0);
+    assert_eq!(counted("actualStartTime").await, 1.0);
 }

@@ -1,7 +1,10 @@
 //! ProductService: MP's catalogue, filtered, with parsed quantities.
 
+use serde_json::json;
+
 use crate::support::{
-    gateway_with_sandbox, get_product, list_products, listed_ids, violated_fields,
+    canned_mp, gateway, gateway_with_sandbox, get_product, list_products, listed_ids, metric,
+    violated_fields,
 };
 use mp_gateway::proto::{GetProductRequest, ListProductsRequest};
 use tonic::Code;
@@ -13,7 +16,7 @@ async fn list_products_returns_the_mp_catalogue_with_parsed_quantities() {
     let ids: Vec<u64> = products.iter().map(|p| p.product_id).collect();
     assert_eq!(ids, [5, 6, 8]);
     let six = &products[1];
-    assert_eq!(six.goods_id, 37);
+    assert_eq!(six.goods_id, Some(37));
     assert_eq!(six.product_name, "1GB/7days");
     assert_eq!(six.order_quantities, [3, 4]);
     assert_eq!(six.cover_country, "460");
@@ -114,4 +117,28 @@ async fn get_product_without_an_id_is_invalid_and_mp_is_not_called() {
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&status), ["product_id"]);
     assert_eq!(sandbox.total_requests(), 0);
+}
+
+#[tokio::test]
+async fn one_malformed_product_row_is_skipped_and_the_other_rows_are_listed() {
+    let mp = canned_mp(vec![(
+        "/productList",
+        json!({"code": 200, "msg": "Success", "requestId": null, "data": [
+            {"goodsId": 37, "productId": 6, "orderQuantity": "3,4", "productName": "1GB/7days"},
+            {"goodsId": 37, "productId": "six", "orderQuantity": "1"},
+            {"goodsId": null, "productId": 7, "orderQuantity": "1"}
+        ]}),
+    )])
+    .await;
+    let gateway = gateway().start_against(&mp).await;
+    let products = list_products(&mut gateway.products(), ListProductsRequest::default()).await;
+    let ids: Vec<(u64, Option<u64>)> = products.iter().map(|p| (p.product_id, p.goods_id)).collect();
+    assert_eq!(ids, vec![(6, Some(37)), (7, None)]);
+    let skipped = metric(
+        gateway.http_addr,
+        "mp_gateway_mp_unexpected_values_total",
+        &["field=\"productList\""],
+    )
+    .await;
+    assert_eq!(skipped, 1.0);
 }

@@ -2,6 +2,7 @@
 //! builder, orders, Redis, child processes, `/metrics`, MP callbacks.
 
 mod callbacks;
+mod canned_mp;
 mod gateway;
 mod grpc;
 mod metrics;
@@ -14,6 +15,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use callbacks::{callback_body, post_callback};
+pub use canned_mp::canned_mp;
 pub use gateway::{
     ACCESS_KEY, SECRET_KEY, TestGateway, config_for, gateway, gateway_with_sandbox, start_sandbox,
     start_sandbox_with_traffic,
