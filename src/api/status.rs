@@ -121,8 +121,18 @@ fn upstream_status(error: MpError, message: String) -> Status {
             Code::Unavailable,
             retryable("UPSTREAM_UNAVAILABLE", HashMap::new()),
         ),
-        MpError::HttpStatus(http) => {
-            let metadata = HashMap::from([("http_status".to_owned(), http.to_string())]);
+        MpError::HttpStatus {
+            status: http,
+            upstream_code,
+            msg,
+        } => {
+            let mut metadata = HashMap::from([("http_status".to_owned(), http.to_string())]);
+            if let Some(code) = upstream_code {
+                metadata.insert("upstream_code".to_owned(), code.to_string());
+            }
+            if let Some(msg) = msg {
+                metadata.insert("upstream_msg".to_owned(), msg.clone());
+            }
             if *http >= 500 || *http == 429 {
                 (
                     Code::Unavailable,

@@ -32,7 +32,7 @@ pub fn outcome<T>(result: &Result<T, MpError>) -> &'static str {
         Err(MpError::NullData(_)) => "null_data",
         Err(MpError::Timeout(_)) => "timeout",
         Err(MpError::NotSent(_) | MpError::Unreachable(_)) => "unreachable",
-        Err(MpError::HttpStatus(_)) => "http_error",
+        Err(MpError::HttpStatus { .. }) => "http_error",
         Err(MpError::AuthFailed) => "auth_failed",
         Err(MpError::Malformed(_)) => "malformed",
         Err(MpError::Overloaded { .. }) => "overloaded",
@@ -102,7 +102,7 @@ mod tests {
             (Err(MpError::NullData("order X".into())), "null_data"),
             (Err(MpError::Timeout(Duration::from_secs(1))), "timeout"),
             (Err(MpError::NotSent("refused".into())), "unreachable"),
-            (Err(MpError::HttpStatus(502)), "http_error"),
+            (Err(MpError::http(502)), "http_error"),
             (Err(MpError::AuthFailed), "auth_failed"),
             (Err(MpError::Malformed("html".into())), "malformed"),
             (

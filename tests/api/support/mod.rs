@@ -21,7 +21,7 @@ pub use gateway::{
 };
 pub use grpc::{error_reason, violated_fields, with_timeout, with_token};
 pub use metrics::{counter, metric};
-pub use mp_double::MpDouble;
+pub use mp_double::{MpDouble, Reply};
 pub use orders::{active_order, new_order, order};
 pub use processes::{
     free_port, gateway_binary, loopback, sandbox_binary, sigterm_and_wait, wait_until_ready,

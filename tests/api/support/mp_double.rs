@@ -12,6 +12,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub enum Reply {
     /// HTTP 200 with this JSON body.
     Json(String),
+    /// This HTTP status with this body and content type.
+    Status(u16, &'static str, String),
 }
 
 /// A request the double read: its request line and body.
@@ -64,6 +66,7 @@ async fn serve(mut stream: TcpStream, reply: Reply, seen: Arc<Mutex<Vec<Seen>>>)
     seen.lock().expect("not poisoned").push(request);
     let (status, content_type, body) = match reply {
         Reply::Json(body) => (200, "application/json", body),
+        Reply::Status(status, content_type, body) => (status, content_type, body),
     };
     let response = format!(
         "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
