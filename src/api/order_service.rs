@@ -6,7 +6,8 @@ use super::requests::{Identified, OrderQuery, OrderRequest, SwitchRequest};
 use super::{caller_deadline, parse};
 use crate::domain::{ActivationCode, Iccid, Price, qr_png};
 use crate::error::GatewayError;
-use crate::idempotency::{Idempotency, Outcome, fingerprint};
+use crate::domain::RequestId;
+use crate::idempotency::{Idempotency, IdempotencyError, Outcome, RunError, fingerprint};
 use crate::mp::{Call, MpClient, NewOrder};
 use crate::proto::order_service_server::OrderService;
 use crate::proto::{
@@ -44,6 +45,19 @@ fn mismatched_record(rpc: &str) -> GatewayError {
     GatewayError::Internal(format!(
         "the stored {rpc} record holds another kind of outcome"
     ))
+}
+
+/// An order or top-up MP may have carried out is never UNAVAILABLE (which
+/// gRPC clients retry on their own, ordering twice) but OUTCOME_UNKNOWN,
+/// naming the request id (also a generated one) so the caller can check.
+fn unknown_outcome(request_id: &RequestId) -> impl FnOnce(RunError) -> RunError + '_ {
+    move |error| match error {
+        RunError::Mp(mp) if mp.outcome_unknown() => {
+            tracing::warn!(error = %mp, request_id = request_id.as_str(), "the outcome of an MP order call is unknown");
+            IdempotencyError::OutcomeUnknown(request_id.to_string()).into()
+        }
+        other => other,
+    }
 }
 
 /// A PNG of MP's code, empty when there is none or it cannot be drawn: the
@@ -99,7 +113,8 @@ impl OrderService for OrderApi {
                     activation_code: created.activation_code,
                 })
             })
-            .await?;
+            .await
+            .map_err(unknown_outcome(&request_id))?;
         let Outcome::Created {
             order_code,
             iccid,
@@ -154,7 +169,8 @@ impl OrderService for OrderApi {
                     })
                 },
             )
-            .await?;
+            .await
+            .map_err(unknown_outcome(&query.request_id))?;
         let Outcome::ToppedUp {
             order_code,
             renew_period,

@@ -185,7 +185,11 @@ fn idempotency_status(error: &IdempotencyError, message: String) -> Status {
             details.set_retry_info(Some(RETRY_AFTER));
             (Code::Aborted, details)
         }
-        IdempotencyError::OutcomeUnknown(_) => (Code::Aborted, info("OUTCOME_UNKNOWN")),
+        IdempotencyError::OutcomeUnknown(request_id) => {
+            let metadata = HashMap::from([("request_id".to_owned(), request_id.clone())]);
+            let details = ErrorDetails::with_error_info("OUTCOME_UNKNOWN", GATEWAY_DOMAIN, metadata);
+            (Code::Aborted, details)
+        }
         IdempotencyError::Store(_) => {
             let mut details = info("IDEMPOTENCY_STORE_UNAVAILABLE");
             details.set_retry_info(Some(RETRY_AFTER));

@@ -14,6 +14,8 @@ pub enum Reply {
     Json(String),
     /// This HTTP status with this body and content type.
     Status(u16, &'static str, String),
+    /// Reads the whole request, then closes the connection without answering.
+    Drop,
 }
 
 /// A request the double read: its request line and body.
@@ -65,6 +67,7 @@ async fn serve(mut stream: TcpStream, reply: Reply, seen: Arc<Mutex<Vec<Seen>>>)
     };
     seen.lock().expect("not poisoned").push(request);
     let (status, content_type, body) = match reply {
+        Reply::Drop => return,
         Reply::Json(body) => (200, "application/json", body),
         Reply::Status(status, content_type, body) => (status, content_type, body),
     };
