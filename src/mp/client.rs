@@ -301,6 +301,7 @@ impl MpClient {
     }
 
     /// Registers `url` as the reseller's alarm callback; returns the URL MP stored.
+    /// An empty `reseller_code` means ours: the access key is MP's partner code.
     pub async fn save_alarm_callback(
         &self,
         reseller_code: &str,
@@ -308,6 +309,11 @@ impl MpClient {
         call: Call<'_>,
     ) -> Result<String, MpError> {
         self.observed(Endpoint::SaveAlarmCallbackInterface, async {
+            let reseller_code = if reseller_code.is_empty() {
+                self.config.access_key.as_str()
+            } else {
+                reseller_code
+            };
             let body = wire::SaveCallbackBody {
                 reseller_code,
                 http_method: "POST",
