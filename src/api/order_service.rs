@@ -4,9 +4,10 @@ use tonic::{Request, Response, Status};
 
 use super::requests::{Identified, OrderQuery, OrderRequest, SwitchRequest};
 use super::{caller_deadline, parse};
-use crate::domain::{ActivationCode, Iccid, Price};
+use crate::domain::RequestId;
+use crate::domain::{ActivationCode, Iccid, Price, qr_png};
 use crate::error::GatewayError;
-use crate::idempotency::{Idempotency, Outcome, fingerprint};
+use crate::idempotency::{Idempotency, IdempotencyError, Outcome, RunError, fingerprint};
 use crate::mp::{Call, MpClient, NewOrder};
 use crate::proto::order_service_server::OrderService;
 use crate::proto::{
@@ -44,6 +45,31 @@ fn mismatched_record(rpc: &str) -> GatewayError {
     GatewayError::Internal(format!(
         "the stored {rpc} record holds another kind of outcome"
     ))
+}
+
+/// An order or top-up MP may have carried out is never UNAVAILABLE (which
+/// gRPC clients retry on their own, ordering twice) but OUTCOME_UNKNOWN,
+/// naming the request id (also a generated one) so the caller can check.
+fn unknown_outcome(request_id: &RequestId) -> impl FnOnce(RunError) -> RunError + '_ {
+    move |error| match error {
+        RunError::Mp(mp) if mp.outcome_unknown() => {
+            tracing::warn!(error = %mp, request_id = request_id.as_str(), "the outcome of an MP order call is unknown");
+            IdempotencyError::OutcomeUnknown(request_id.to_string()).into()
+        }
+        other => other,
+    }
+}
+
+/// A PNG of MP's code, empty when there is none or it cannot be drawn: the
+/// order exists either way, so the caller must still learn of it.
+fn qr_image(activation_code: &str) -> Vec<u8> {
+    if activation_code.is_empty() {
+        return Vec::new();
+    }
+    qr_png(activation_code).unwrap_or_else(|error| {
+        tracing::warn!(%error, "could not draw the activation code's QR PNG");
+        Vec::new()
+    })
 }
 
 /// The parameters of a new order that reach MP (not `include_qr_png`).
@@ -84,10 +110,11 @@ impl OrderService for OrderApi {
                 Ok(Outcome::Created {
                     order_code: created.order_code,
                     iccid: created.iccid,
-                    activation_code: created.activation_code.as_str().to_owned(),
+                    activation_code: created.activation_code,
                 })
             })
-            .await?;
+            .await
+            .map_err(unknown_outcome(&request_id))?;
         let Outcome::Created {
             order_code,
             iccid,
@@ -96,23 +123,22 @@ impl OrderService for OrderApi {
         else {
             return Err(mismatched_record("CreateOrder").into());
         };
-        let code = ActivationCode::parse(&activation_code)
-            .map_err(|e| GatewayError::Internal(format!("stored activation code {e}")))?;
-        let qr_png = if include_qr_png {
-            code.qr_png()
-                .map_err(|e| GatewayError::Internal(e.to_string()))?
-        } else {
-            Vec::new()
-        };
+        // MP's code as it came; its parts only when it has the usual `LPA:1$` shape.
+        let lpa = ActivationCode::parse(&activation_code).ok();
+        let part = |f: fn(&ActivationCode) -> String| lpa.as_ref().map(f).unwrap_or_default();
         Ok(Response::new(CreateOrderResponse {
             order_code,
             iccid,
-            activation_code: code.as_str().to_owned(),
-            smdp_address: code.smdp_address().to_owned(),
-            matching_id: code.matching_id().to_owned(),
-            ios_install_url: code.ios_install_url(),
-            android_install_url: code.android_install_url(),
-            qr_png,
+            smdp_address: part(|c| c.smdp_address().to_owned()),
+            matching_id: part(|c| c.matching_id().to_owned()),
+            ios_install_url: part(ActivationCode::ios_install_url),
+            android_install_url: part(ActivationCode::android_install_url),
+            qr_png: if include_qr_png {
+                qr_image(&activation_code)
+            } else {
+                Vec::new()
+            },
+            activation_code,
             request_id: request_id.to_string(),
         }))
     }
@@ -143,7 +169,8 @@ impl OrderService for OrderApi {
                     })
                 },
             )
-            .await?;
+            .await
+            .map_err(unknown_outcome(&query.request_id))?;
         let Outcome::ToppedUp {
             order_code,
             renew_period,

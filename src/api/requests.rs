@@ -259,11 +259,9 @@ impl TryFrom<&RegisterCallbackRequest> for CallbackRegistration {
     }
 }
 
+/// Empty is allowed: the MP client then sends its access key, MP's partner code.
 fn reseller_code(raw: &str) -> Result<&str, FieldViolation> {
     let violation = |why: &str| FieldViolation::new("reseller_code", why);
-    if raw.is_empty() {
-        return Err(violation("is required"));
-    }
     if raw.len() > 64 || !raw.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(violation(
             "must be up to 64 letters and digits, e.g. SG00000010",

@@ -121,8 +121,18 @@ fn upstream_status(error: MpError, message: String) -> Status {
             Code::Unavailable,
             retryable("UPSTREAM_UNAVAILABLE", HashMap::new()),
         ),
-        MpError::HttpStatus(http) => {
-            let metadata = HashMap::from([("http_status".to_owned(), http.to_string())]);
+        MpError::HttpStatus {
+            status: http,
+            upstream_code,
+            msg,
+        } => {
+            let mut metadata = HashMap::from([("http_status".to_owned(), http.to_string())]);
+            if let Some(code) = upstream_code {
+                metadata.insert("upstream_code".to_owned(), code.to_string());
+            }
+            if let Some(msg) = msg {
+                metadata.insert("upstream_msg".to_owned(), msg.clone());
+            }
             if *http >= 500 || *http == 429 {
                 (
                     Code::Unavailable,
@@ -175,7 +185,12 @@ fn idempotency_status(error: &IdempotencyError, message: String) -> Status {
             details.set_retry_info(Some(RETRY_AFTER));
             (Code::Aborted, details)
         }
-        IdempotencyError::OutcomeUnknown(_) => (Code::Aborted, info("OUTCOME_UNKNOWN")),
+        IdempotencyError::OutcomeUnknown(request_id) => {
+            let metadata = HashMap::from([("request_id".to_owned(), request_id.clone())]);
+            let details =
+                ErrorDetails::with_error_info("OUTCOME_UNKNOWN", GATEWAY_DOMAIN, metadata);
+            (Code::Aborted, details)
+        }
         IdempotencyError::Store(_) => {
             let mut details = info("IDEMPOTENCY_STORE_UNAVAILABLE");
             details.set_retry_info(Some(RETRY_AFTER));

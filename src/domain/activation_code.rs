@@ -85,34 +85,40 @@ impl ActivationCode {
         utf8_percent_encode(&self.full, NON_ALPHANUMERIC).to_string()
     }
 
-    /// A PNG of the code's QR symbol (8 pixels a module, the standard 4-module quiet zone).
+    /// A PNG of the code's QR symbol (see [`qr_png`]).
     pub fn qr_png(&self) -> Result<Vec<u8>, QrRenderError> {
-        const SCALE: usize = 8;
-        const QUIET: usize = 4;
-        let code = qrcode::QrCode::new(self.full.as_bytes())?;
-        let modules = code.width();
-        let colors = code.to_colors();
-        let side = (modules + 2 * QUIET) * SCALE;
-        let mut pixels = vec![255u8; side * side];
-        for (i, color) in colors.iter().enumerate() {
-            if *color != qrcode::Color::Dark {
-                continue;
-            }
-            let (x0, y0) = ((i % modules + QUIET) * SCALE, (i / modules + QUIET) * SCALE);
-            for y in y0..y0 + SCALE {
-                pixels[y * side + x0..y * side + x0 + SCALE].fill(0);
-            }
-        }
-        let side = u32::try_from(side).map_err(|_| QrRenderError::TooLarge)?;
-        let mut png_bytes = Vec::new();
-        let mut encoder = png::Encoder::new(&mut png_bytes, side, side);
-        encoder.set_color(png::ColorType::Grayscale);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header()?;
-        writer.write_image_data(&pixels)?;
-        writer.finish()?;
-        Ok(png_bytes)
+        qr_png(&self.full)
     }
+}
+
+/// A PNG of `text`'s QR symbol (8 pixels a module, the standard 4-module
+/// quiet zone). Any text: MP's `qrCode` is not always an `LPA:1$` code.
+pub fn qr_png(text: &str) -> Result<Vec<u8>, QrRenderError> {
+    const SCALE: usize = 8;
+    const QUIET: usize = 4;
+    let code = qrcode::QrCode::new(text.as_bytes())?;
+    let modules = code.width();
+    let colors = code.to_colors();
+    let side = (modules + 2 * QUIET) * SCALE;
+    let mut pixels = vec![255u8; side * side];
+    for (i, color) in colors.iter().enumerate() {
+        if *color != qrcode::Color::Dark {
+            continue;
+        }
+        let (x0, y0) = ((i % modules + QUIET) * SCALE, (i / modules + QUIET) * SCALE);
+        for y in y0..y0 + SCALE {
+            pixels[y * side + x0..y * side + x0 + SCALE].fill(0);
+        }
+    }
+    let side = u32::try_from(side).map_err(|_| QrRenderError::TooLarge)?;
+    let mut png_bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png_bytes, side, side);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(&pixels)?;
+    writer.finish()?;
+    Ok(png_bytes)
 }
 
 /// Why a QR PNG could not be made.

@@ -8,7 +8,7 @@ mod order_code;
 mod price;
 mod request_id;
 
-pub use activation_code::ActivationCode;
+pub use activation_code::{ActivationCode, qr_png};
 pub use callback_url::CallbackUrl;
 pub use iccid::{Iccid, luhn_check_digit};
 pub use order_code::OrderCode;

@@ -69,7 +69,7 @@ pub enum IdempotencyError {
     )]
     InProgress(String),
     #[error(
-        "the outcome of the first request with request_id {0:?} is unknown (MP did not answer in time); check the order before ordering again with a new request_id"
+        "the outcome of the request with request_id {0:?} is unknown (it may have reached MP, whose answer was lost or unreadable); check the order before ordering again with a new request_id"
     )]
     OutcomeUnknown(String),
     #[error("the idempotency store is unavailable, so the request was not sent to MP: {0}")]

@@ -8,7 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 use tracing::field::Empty;
@@ -294,6 +296,7 @@ impl MpClient {
     }
 
     /// Registers `url` as the reseller's alarm callback; returns the URL MP stored.
+    /// An empty `reseller_code` means ours: the access key is MP's partner code.
     pub async fn save_alarm_callback(
         &self,
         reseller_code: &str,
@@ -301,6 +304,11 @@ impl MpClient {
         call: Call<'_>,
     ) -> Result<String, MpError> {
         self.observed(Endpoint::SaveAlarmCallbackInterface, async {
+            let reseller_code = if reseller_code.is_empty() {
+                self.config.access_key.as_str()
+            } else {
+                reseller_code
+            };
             let body = wire::SaveCallbackBody {
                 reseller_code,
                 http_method: "POST",
@@ -505,18 +513,37 @@ impl MpClient {
             return Err(MpError::AuthFailed);
         }
         if !status.is_success() {
-            return Err(MpError::HttpStatus(status.as_u16()));
+            let body = response.bytes().await.unwrap_or_default();
+            let (upstream_code, msg) = error_body(&body);
+            return Err(MpError::HttpStatus {
+                status: status.as_u16(),
+                upstream_code,
+                msg,
+            });
         }
         let bytes = response.bytes().await.map_err(transport)?;
-        let envelope: wire::Envelope<T> = serde_json::from_slice(&bytes)
-            .map_err(|e| MpError::Malformed(format!("{e}; body starts {:?}", snippet(&bytes))))?;
+        let malformed = |e: serde_json::Error| {
+            MpError::Malformed(format!("{e}; body starts {:?}", snippet(&bytes)))
+        };
+        // The envelope first: a refusal keeps MP's message whatever `data` holds ("", {}, []).
+        let envelope: wire::Envelope<Box<RawValue>> =
+            serde_json::from_slice(&bytes).map_err(malformed)?;
         if envelope.code != 200 {
             return Err(MpError::Business {
                 code: envelope.code,
                 msg: envelope.msg.unwrap_or_default(),
             });
         }
-        Ok(envelope)
+        let data = envelope
+            .data
+            .map(|raw| serde_json::from_str::<T>(raw.get()))
+            .transpose()
+            .map_err(malformed)?;
+        Ok(wire::Envelope {
+            code: envelope.code,
+            msg: envelope.msg,
+            data,
+        })
     }
 }
 
@@ -539,6 +566,19 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// What an HTTP error's body says: MP's envelope `code` and `msg`, or its text.
+fn error_body(body: &[u8]) -> (Option<i64>, Option<String>) {
+    const MAX_CHARS: usize = 200;
+    if let Ok(envelope) = serde_json::from_slice::<wire::Envelope<IgnoredAny>>(body) {
+        let msg = envelope.msg.filter(|m| !m.trim().is_empty());
+        return (Some(envelope.code), msg);
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let msg = (!text.is_empty()).then(|| text.chars().take(MAX_CHARS).collect());
+    (None, msg)
 }
 
 fn snippet(bytes: &[u8]) -> String {

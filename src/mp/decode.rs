@@ -11,6 +11,7 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone};
 use prost_types::Timestamp;
 
 use super::{MpError, metrics, wire};
+#[cfg(doc)]
 use crate::domain::ActivationCode;
 use crate::proto;
 
@@ -19,7 +20,9 @@ use crate::proto;
 pub struct CreatedOrder {
     pub order_code: String,
     pub iccid: String,
-    pub activation_code: ActivationCode,
+    /// MP's `qrCode` as sent, empty when it sent none: once MP has created the
+    /// order, an odd code must not lose it (see [`ActivationCode`] for the usual shape).
+    pub activation_code: String,
 }
 
 /// What `v2/topUp` did.
@@ -302,13 +305,10 @@ pub fn created_order(data: Option<wire::ActivationData>) -> Result<CreatedOrder,
     if data.order_code.is_none() && data.iccid.is_none() && data.qr_code.is_none() {
         return Err(null_data());
     }
-    let qr_code = required("qrCode", data.qr_code)?;
-    let activation_code = ActivationCode::parse(&qr_code)
-        .map_err(|e| MpError::Malformed(format!("qrCode {qr_code:?} {e}")))?;
     Ok(CreatedOrder {
         order_code: required("orderCode", data.order_code)?,
         iccid: required("iccid", data.iccid)?,
-        activation_code,
+        activation_code: data.qr_code.unwrap_or_default(),
     })
 }
 
@@ -407,7 +407,10 @@ mod tests {
             order_status(Some("1")),
             (proto::OrderStatus::InUse, String::new())
         );
-        assert_eq!(order_status(None), (proto::OrderStatus::Unspecified, String::new()));
+        assert_eq!(
+            order_status(None),
+            (proto::OrderStatus::Unspecified, String::new())
+        );
     }
 
     #[test]
@@ -417,7 +420,12 @@ mod tests {
             (None, "07/03/2025".to_owned())
         );
         assert_eq!(clock().lenient("t", None), (None, String::new()));
-        assert!(clock().lenient("t", Some("2025-03-07 17:11:21")).0.is_some());
+        assert!(
+            clock()
+                .lenient("t", Some("2025-03-07 17:11:21"))
+                .0
+                .is_some()
+        );
     }
 
     #[test]
@@ -431,7 +439,11 @@ mod tests {
     fn a_malformed_product_row_is_skipped_unless_every_row_is() {
         let body = r#"[{"goodsId":37,"productId":6,"orderQuantity":"3,4"},{"goodsId":37,"productId":"x"},{"goodsId":35,"productId":7}]"#;
         let rows: Vec<wire::ProductRow> = serde_json::from_str(body).unwrap();
-        let ids: Vec<u64> = products(Some(rows)).unwrap().iter().map(|p| p.product_id).collect();
+        let ids: Vec<u64> = products(Some(rows))
+            .unwrap()
+            .iter()
+            .map(|p| p.product_id)
+            .collect();
         assert_eq!(ids, vec![6, 7]);
         let rows: Vec<wire::ProductRow> = serde_json::from_str(r#"[{"productId":"x"}]"#).unwrap();
         assert!(matches!(products(Some(rows)), Err(MpError::Malformed(_))));
@@ -494,8 +506,25 @@ mod tests {
         let order = created_order(env.data).unwrap();
         assert_eq!(order.order_code, "ORDER_1726522312360550400");
         assert_eq!(
-            order.activation_code.matching_id(),
-            "FJW99-WC5AS-CBYC9-WFTOZ"
+            order.activation_code,
+            "LPA:1$rsp-0001.linksfield.net$FJW99-WC5AS-CBYC9-WFTOZ"
         );
+    }
+
+    #[test]
+    fn an_activation_answer_with_an_odd_or_missing_qr_code_still_names_the_order() {
+        for (qr, want) in [
+            (r#""SOMETHING-ELSE""#, "SOMETHING-ELSE"),
+            ("null", ""),
+            (r#""""#, ""),
+        ] {
+            let body = format!(
+                r#"{{"code":200,"data":{{"iccid":"8943108169999589689","qrCode":{qr},"orderCode":"ORDER_1"}}}}"#
+            );
+            let env: wire::Envelope<wire::ActivationData> = serde_json::from_str(&body).unwrap();
+            let order = created_order(env.data).unwrap();
+            assert_eq!(order.order_code, "ORDER_1");
+            assert_eq!(order.activation_code, want);
+        }
     }
 }

@@ -15,8 +15,15 @@ pub enum MpError {
     Timeout(Duration),
     #[error("MP rejected the request signature (HTTP 401)")]
     AuthFailed,
-    #[error("MP answered HTTP {0}")]
-    HttpStatus(u16),
+    /// A non-2xx answer (not 401), with what MP's body said, if anything.
+    #[error("MP answered HTTP {status}{}", msg.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    HttpStatus {
+        status: u16,
+        /// The `code` of MP's envelope, when the body was one.
+        upstream_code: Option<i64>,
+        /// MP's `msg`, or the body's text.
+        msg: Option<String>,
+    },
     #[error("MP sent an answer the gateway cannot read: {0}")]
     Malformed(String),
     #[error("MP refused the request: {msg} (code {code})")]
@@ -44,6 +51,15 @@ pub enum UpstreamLimit {
 }
 
 impl MpError {
+    /// An HTTP status whose body said nothing readable.
+    pub fn http(status: u16) -> Self {
+        Self::HttpStatus {
+            status,
+            upstream_code: None,
+            msg: None,
+        }
+    }
+
     /// Whether MP may have acted on the request although the gateway got no
     /// usable answer: a retry could then do the same thing twice.
     pub fn outcome_unknown(&self) -> bool {
@@ -51,7 +67,7 @@ impl MpError {
             Self::Timeout(_) | Self::Unreachable(_) | Self::Malformed(_) | Self::NullData(_) => {
                 true
             }
-            Self::HttpStatus(status) => *status >= 500,
+            Self::HttpStatus { status, .. } => *status >= 500,
             Self::NotSent(_)
             | Self::AuthFailed
             | Self::Business { .. }

@@ -34,7 +34,11 @@ pub fn describe() {
 pub fn unexpected_value(field: &'static str, raw: &str) {
     counter!(UNEXPECTED_VALUES, "field" => field).increment(1);
     let raw: String = raw.chars().take(200).collect();
-    tracing::warn!(field, raw, "MP sent a value outside the documented set; left unset");
+    tracing::warn!(
+        field,
+        raw,
+        "MP sent a value outside the documented set; left unset"
+    );
 }
 
 /// The `outcome` label of a finished call.
@@ -45,7 +49,7 @@ pub fn outcome<T>(result: &Result<T, MpError>) -> &'static str {
         Err(MpError::NullData(_)) => "null_data",
         Err(MpError::Timeout(_)) => "timeout",
         Err(MpError::NotSent(_) | MpError::Unreachable(_)) => "unreachable",
-        Err(MpError::HttpStatus(_)) => "http_error",
+        Err(MpError::HttpStatus { .. }) => "http_error",
         Err(MpError::AuthFailed) => "auth_failed",
         Err(MpError::Malformed(_)) => "malformed",
         Err(MpError::Overloaded { .. }) => "overloaded",
@@ -115,7 +119,7 @@ mod tests {
             (Err(MpError::NullData("order X".into())), "null_data"),
             (Err(MpError::Timeout(Duration::from_secs(1))), "timeout"),
             (Err(MpError::NotSent("refused".into())), "unreachable"),
-            (Err(MpError::HttpStatus(502)), "http_error"),
+            (Err(MpError::http(502)), "http_error"),
             (Err(MpError::AuthFailed), "auth_failed"),
             (Err(MpError::Malformed("html".into())), "malformed"),
             (

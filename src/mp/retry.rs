@@ -31,7 +31,7 @@ pub const BUDGET_RETRY_RATIO: f32 = 0.1;
 pub fn is_retryable(error: &MpError, configured_timeout: Duration) -> bool {
     match error {
         MpError::NotSent(_) | MpError::Unreachable(_) => true,
-        MpError::HttpStatus(status) => matches!(status, 429 | 502 | 503 | 504),
+        MpError::HttpStatus { status, .. } => matches!(status, 429 | 502 | 503 | 504),
         MpError::Timeout(timeout) => *timeout >= configured_timeout,
         MpError::AuthFailed
         | MpError::Malformed(_)
@@ -151,18 +151,18 @@ mod tests {
         let retryable = [
             MpError::NotSent("refused".into()),
             MpError::Unreachable("reset".into()),
-            MpError::HttpStatus(429),
-            MpError::HttpStatus(502),
-            MpError::HttpStatus(503),
-            MpError::HttpStatus(504),
+            MpError::http(429),
+            MpError::http(502),
+            MpError::http(503),
+            MpError::http(504),
             MpError::Timeout(configured),
         ];
         for error in &retryable {
             assert!(is_retryable(error, configured), "{error}");
         }
         let final_ = [
-            MpError::HttpStatus(500),
-            MpError::HttpStatus(400),
+            MpError::http(500),
+            MpError::http(400),
             MpError::AuthFailed,
             MpError::Malformed("html".into()),
             MpError::Business {

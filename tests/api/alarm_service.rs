@@ -71,11 +71,12 @@ async fn register_callback_without_a_url_or_a_public_url_is_invalid() {
 }
 
 #[tokio::test]
-async fn register_callback_rejects_relative_urls_and_missing_reseller_codes() {
+async fn register_callback_rejects_relative_urls_and_malformed_reseller_codes() {
     let (gateway, sandbox) = gateway_with_sandbox().await;
     let status = gateway
         .alarms()
         .register_callback(RegisterCallbackRequest {
+            reseller_code: "SG-1".into(),
             http_url: "/mp/alarm-callback".into(),
             ..Default::default()
         })
@@ -140,4 +141,20 @@ async fn subscribe_alarms_rejects_malformed_filters_and_resume_points() {
         violated_fields(&status),
         ["resume_after", "order_codes", "min_used_percent"]
     );
+}
+
+#[tokio::test]
+async fn register_callback_without_a_reseller_code_registers_for_the_configured_access_key() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let reply = gateway
+        .alarms()
+        .register_callback(RegisterCallbackRequest {
+            http_url: "https://gw.example.com/mp/alarm-callback".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.http_url, "https://gw.example.com/mp/alarm-callback");
+    assert_eq!(sandbox.callback_url(), Some(reply.http_url));
 }

@@ -9,8 +9,8 @@ use mp_gateway::sandbox::Fault;
 use tonic::Code;
 
 use crate::support::{
-    error_reason, gateway, redis_config, shared_redis, start_sandbox, unreachable_redis_url,
-    violated_fields,
+    MpDouble, Reply, closed_port, error_reason, gateway, redis_config, shared_redis, start_sandbox,
+    unreachable_redis_url, violated_fields,
 };
 
 fn order(request_id: &str, product_id: u64) -> CreateOrderRequest {
@@ -99,7 +99,8 @@ async fn after_an_mp_timeout_a_retry_is_told_the_outcome_is_unknown_and_mp_is_ca
     let mut client = gateway.orders();
     sandbox.set_fault(Some(Fault::Delay(Duration::from_secs(2))));
     let first = client.create_order(order("slow-1", 6)).await.unwrap_err();
-    assert_eq!(first.code(), Code::DeadlineExceeded);
+    assert_eq!(first.code(), Code::Aborted);
+    assert_eq!(error_reason(&first).as_deref(), Some("OUTCOME_UNKNOWN"));
     sandbox.set_fault(None);
     let retry = client.create_order(order("slow-1", 6)).await.unwrap_err();
     assert_eq!(retry.code(), Code::Aborted);
@@ -212,4 +213,63 @@ async fn a_caller_that_gives_up_mid_order_gets_the_order_when_it_retries() {
     assert_eq!(retried.order_code, again.order_code);
     assert!(!retried.order_code.is_empty());
     assert_eq!(sandbox.calls("v2/activationCode"), 1);
+}
+
+/// The request id an OUTCOME_UNKNOWN status names, after checking it is one.
+fn unknown_outcome_request_id(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    assert_eq!(status.code(), Code::Aborted, "{status:?}");
+    let info = status.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "OUTCOME_UNKNOWN", "{status:?}");
+    info.metadata["request_id"].clone()
+}
+
+/// Orders and top-ups that may have reached MP, with and without a caller's id.
+async fn assert_order_calls_are_outcome_unknown(mp: &MpDouble) {
+    let gateway = gateway().start_against(&mp.base_url()).await;
+    let mut client = gateway.orders();
+    let status = client.create_order(order("maybe-1", 6)).await.unwrap_err();
+    assert_eq!(unknown_outcome_request_id(&status), "maybe-1");
+    let retry = client.create_order(order("maybe-1", 6)).await.unwrap_err();
+    assert_eq!(unknown_outcome_request_id(&retry), "maybe-1");
+    assert_eq!(mp.calls(), 1, "the retry did not order again");
+
+    let status = client.create_order(order("", 6)).await.unwrap_err();
+    let generated = unknown_outcome_request_id(&status);
+    assert!(!generated.is_empty(), "the generated id is named");
+
+    let top_up = TopUpOrderRequest {
+        order_code: "ORDER_1".into(),
+        request_id: "maybe-2".into(),
+    };
+    let status = client.top_up_order(top_up).await.unwrap_err();
+    assert_eq!(unknown_outcome_request_id(&status), "maybe-2");
+}
+
+#[tokio::test]
+async fn an_order_whose_connection_dropped_after_sending_is_outcome_unknown_not_unavailable() {
+    assert_order_calls_are_outcome_unknown(&MpDouble::start(Reply::Drop).await).await;
+}
+
+#[tokio::test]
+async fn an_order_answered_http_502_is_outcome_unknown_not_unavailable() {
+    let bad_gateway = Reply::Status(502, "text/plain", "Bad Gateway".into());
+    assert_order_calls_are_outcome_unknown(&MpDouble::start(bad_gateway).await).await;
+}
+
+#[tokio::test]
+async fn an_order_mp_surely_never_saw_is_unavailable() {
+    let gateway = gateway()
+        .start_against(&format!("http://{}", closed_port().await))
+        .await;
+    let status = gateway
+        .orders()
+        .create_order(order("refused-1", 6))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(
+        error_reason(&status).as_deref(),
+        Some("UPSTREAM_UNAVAILABLE")
+    );
 }

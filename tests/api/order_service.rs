@@ -11,7 +11,8 @@ use tonic::transport::Channel;
 use serde_json::json;
 
 use crate::support::{
-    canned_mp, error_reason, gateway, gateway_with_sandbox, metric, order, violated_fields,
+    MpDouble, canned_mp, error_reason, gateway, gateway_with_sandbox, metric, order,
+    violated_fields,
 };
 
 async fn status_of(client: &mut OrderServiceClient<Channel>, order_code: &str) -> OrderStatus {
@@ -404,4 +405,81 @@ async fn a_status_mp_does_not_document_is_unspecified_with_the_raw_value_not_an_
     };
     assert_eq!(counted("status").await, 1.0);
     assert_eq!(counted("actualStartTime").await, 1.0);
+}
+
+/// A double that created order ORDER_1 on ICCID …689 with this `qrCode`.
+async fn mp_creating_with_qr_code(qr_code: serde_json::Value) -> MpDouble {
+    MpDouble::created(serde_json::json!({
+        "iccid": "8943108169999589689",
+        "qrCode": qr_code,
+        "orderCode": "ORDER_1",
+    }))
+    .await
+}
+
+#[tokio::test]
+async fn an_order_mp_created_with_a_non_lpa_qr_code_is_returned_and_replayed_not_lost() {
+    let mp = mp_creating_with_qr_code("SOMETHING-ELSE".into()).await;
+    let gateway = gateway().start_against(&mp.base_url()).await;
+    let request = CreateOrderRequest {
+        request_id: "odd-qr-1".into(),
+        product_id: 6,
+        include_qr_png: true,
+        ..Default::default()
+    };
+    for attempt in ["first", "retry"] {
+        let created = gateway
+            .orders()
+            .create_order(request.clone())
+            .await
+            .unwrap_or_else(|s| panic!("{attempt}: {s:?}"))
+            .into_inner();
+        assert_eq!(created.order_code, "ORDER_1", "{attempt}");
+        assert_eq!(created.iccid, "8943108169999589689", "{attempt}");
+        assert_eq!(created.activation_code, "SOMETHING-ELSE", "{attempt}");
+        assert_eq!(
+            (
+                created.smdp_address.as_str(),
+                created.matching_id.as_str(),
+                created.ios_install_url.as_str(),
+                created.android_install_url.as_str()
+            ),
+            ("", "", "", ""),
+            "{attempt}: no LPA parts of a non-LPA code"
+        );
+        assert_eq!(&created.qr_png[..8], b"\x89PNG\r\n\x1a\n", "{attempt}");
+    }
+    assert_eq!(mp.calls(), 1, "the retry replayed the stored order");
+}
+
+#[tokio::test]
+async fn an_order_mp_created_without_a_qr_code_is_returned_not_lost() {
+    for qr_code in [serde_json::Value::Null, "".into()] {
+        let mp = mp_creating_with_qr_code(qr_code.clone()).await;
+        let gateway = gateway().start_against(&mp.base_url()).await;
+        let request = CreateOrderRequest {
+            request_id: "no-qr-1".into(),
+            product_id: 6,
+            include_qr_png: true,
+            ..Default::default()
+        };
+        for attempt in ["first", "retry"] {
+            let created = gateway
+                .orders()
+                .create_order(request.clone())
+                .await
+                .unwrap_or_else(|s| panic!("{qr_code} {attempt}: {s:?}"))
+                .into_inner();
+            assert_eq!(created.order_code, "ORDER_1");
+            assert_eq!(created.iccid, "8943108169999589689");
+            assert_eq!(created.activation_code, "");
+            assert_eq!(created.smdp_address, "");
+            assert!(created.qr_png.is_empty(), "no PNG of nothing");
+        }
+        assert_eq!(
+            mp.calls(),
+            1,
+            "{qr_code}: the retry replayed the stored order"
+        );
+    }
 }

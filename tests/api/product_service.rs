@@ -132,7 +132,10 @@ async fn one_malformed_product_row_is_skipped_and_the_other_rows_are_listed() {
     .await;
     let gateway = gateway().start_against(&mp).await;
     let products = list_products(&mut gateway.products(), ListProductsRequest::default()).await;
-    let ids: Vec<(u64, Option<u64>)> = products.iter().map(|p| (p.product_id, p.goods_id)).collect();
+    let ids: Vec<(u64, Option<u64>)> = products
+        .iter()
+        .map(|p| (p.product_id, p.goods_id))
+        .collect();
     assert_eq!(ids, vec![(6, Some(37)), (7, None)]);
     let skipped = metric(
         gateway.http_addr,

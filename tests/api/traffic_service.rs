@@ -67,7 +67,14 @@ async fn daily_traffic_lists_todays_usage() {
     assert!(daily.actual_start_time.is_some());
     let day = daily.days.last().expect("at least one day");
     assert!(chrono::NaiveDate::parse_from_str(&day.date, "%Y-%m-%d").is_ok());
-    assert!(daily.days.iter().map(|d| d.used_bytes.expect("the sandbox reports bytes")).sum::<u64>() > 0);
+    assert!(
+        daily
+            .days
+            .iter()
+            .map(|d| d.used_bytes.expect("the sandbox reports bytes"))
+            .sum::<u64>()
+            > 0
+    );
 }
 
 #[tokio::test]

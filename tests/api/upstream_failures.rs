@@ -3,13 +3,17 @@
 use std::time::Duration;
 
 use mp_gateway::config::Upstream;
-use mp_gateway::proto::{GetOrderStatusRequest, ListProductsRequest, TopUpOrderRequest};
+use mp_gateway::proto::{
+    CreateOrderRequest, GetOrderStatusRequest, ListProductsRequest, TopUpOrderRequest,
+};
 use mp_gateway::sandbox::Fault;
 use secrecy::SecretString;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::support::{closed_port, error_reason, gateway, gateway_with_sandbox, with_timeout};
+use crate::support::{
+    MpDouble, Reply, closed_port, error_reason, gateway, gateway_with_sandbox, with_timeout,
+};
 
 fn list() -> ListProductsRequest {
     ListProductsRequest::default()
@@ -155,4 +159,67 @@ async fn an_mp_business_error_keeps_mps_code_and_message() {
     let info = status.get_details_error_info().unwrap();
     assert_eq!(info.metadata["upstream_code"], "5001");
     assert_eq!(info.domain, "mp.linksfield.net");
+}
+
+fn create() -> CreateOrderRequest {
+    CreateOrderRequest {
+        request_id: "order-1".into(),
+        product_id: 6,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn an_mp_refusal_with_empty_data_keeps_mps_code_and_message_and_is_definite() {
+    for data in [r#""""#, "{}", "[]"] {
+        let body = format!(r#"{{"code":5002,"msg":"Product is off the shelf","data":{data}}}"#);
+        let mp = MpDouble::start(Reply::Json(body)).await;
+        let gateway = gateway().start_against(&mp.base_url()).await;
+        let status = gateway.orders().create_order(create()).await.unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::FailedPrecondition,
+            "data {data}: {status:?}"
+        );
+        assert!(
+            status.message().contains("Product is off the shelf"),
+            "{data}"
+        );
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "UPSTREAM_REJECTED", "{data}");
+        assert_eq!(info.metadata["upstream_code"], "5002", "{data}");
+        assert_eq!(info.metadata["upstream_msg"], "Product is off the shelf");
+    }
+}
+
+#[tokio::test]
+async fn an_http_4xx_keeps_mps_message_from_an_envelope_or_plain_text() {
+    let cases = [
+        (
+            "application/json",
+            r#"{"code":400,"msg":"productId must not be null","data":null}"#,
+            Some("400"),
+            "productId must not be null",
+        ),
+        (
+            "text/plain",
+            "  IP 10.0.0.7 is not whitelisted\n",
+            None,
+            "IP 10.0.0.7 is not whitelisted",
+        ),
+    ];
+    for (content_type, body, upstream_code, msg) in cases {
+        let mp = MpDouble::start(Reply::Status(403, content_type, body.into())).await;
+        let gateway = gateway().start_against(&mp.base_url()).await;
+        let status = gateway.orders().create_order(create()).await.unwrap_err();
+        assert!(status.message().contains(msg), "{status:?}");
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "UPSTREAM_HTTP_ERROR");
+        assert_eq!(info.metadata["http_status"], "403");
+        assert_eq!(info.metadata["upstream_msg"], msg);
+        assert_eq!(
+            info.metadata.get("upstream_code").map(String::as_str),
+            upstream_code
+        );
+    }
 }

@@ -6,6 +6,7 @@ mod canned_mp;
 mod gateway;
 mod grpc;
 mod metrics;
+mod mp_double;
 mod orders;
 mod processes;
 mod products;
@@ -22,6 +23,7 @@ pub use gateway::{
 };
 pub use grpc::{error_reason, violated_fields, with_timeout, with_token};
 pub use metrics::{counter, metric};
+pub use mp_double::{MpDouble, Reply};
 pub use orders::{active_order, new_order, order};
 pub use processes::{
     free_port, gateway_binary, loopback, sandbox_binary, sigterm_and_wait, wait_until_ready,
