@@ -4,8 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::requests::{Identified, OrderQuery, OrderRequest, SwitchRequest};
 use super::{caller_deadline, parse};
-use crate::domain::RequestId;
-use crate::domain::{ActivationCode, Iccid, Price, qr_png};
+use crate::domain::{ActivationCode, Iccid, Price, RequestId, qr_png};
 use crate::error::GatewayError;
 use crate::idempotency::{Idempotency, IdempotencyError, Outcome, RunError, fingerprint};
 use crate::mp::{Call, MpClient, NewOrder};

@@ -1,6 +1,6 @@
 use tonic::{Request, Response, Status};
 
-use super::requests::{Identified, Plain, ProductQuery};
+use super::requests::{Identified, ProductListQuery, ProductQuery};
 use super::{caller_deadline, parse};
 use crate::cache::ProductCatalogue;
 use crate::error::GatewayError;
@@ -29,7 +29,7 @@ impl ProductService for ProductApi {
         request: Request<ListProductsRequest>,
     ) -> Result<Response<ListProductsResponse>, Status> {
         let deadline = caller_deadline(&request);
-        let Plain { request_id } = parse(request.get_ref())?;
+        let ProductListQuery { request_id } = parse(request.get_ref())?;
         let req = request.into_inner();
         let call = Call {
             request_id: &request_id,

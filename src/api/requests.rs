@@ -84,12 +84,12 @@ fn required_id(field: &'static str, value: u64) -> Result<u64, FieldViolation> {
     }
 }
 
-/// A request with nothing to check but its id (ListProducts).
-pub(crate) struct Plain {
+/// ListProducts: nothing to check but its id (the filters take any value).
+pub(crate) struct ProductListQuery {
     pub request_id: RequestId,
 }
 
-impl TryFrom<&ListProductsRequest> for Plain {
+impl TryFrom<&ListProductsRequest> for ProductListQuery {
     type Error = Vec<FieldViolation>;
 
     fn try_from(req: &ListProductsRequest) -> Result<Self, Self::Error> {
@@ -340,7 +340,7 @@ macro_rules! identified {
 }
 
 identified!(
-    Plain,
+    ProductListQuery,
     ProductQuery,
     OrderRequest,
     OrderQuery,

@@ -84,11 +84,6 @@ impl ActivationCode {
     fn url_encoded(&self) -> String {
         utf8_percent_encode(&self.full, NON_ALPHANUMERIC).to_string()
     }
-
-    /// A PNG of the code's QR symbol (see [`qr_png`]).
-    pub fn qr_png(&self) -> Result<Vec<u8>, QrRenderError> {
-        qr_png(&self.full)
-    }
 }
 
 /// A PNG of `text`'s QR symbol (8 pixels a module, the standard 4-module
@@ -191,7 +186,7 @@ mod tests {
 
     #[test]
     fn qr_png_is_a_png_image() {
-        let png = ActivationCode::parse(MP_EXAMPLE).unwrap().qr_png().unwrap();
+        let png = qr_png(ActivationCode::parse(MP_EXAMPLE).unwrap().as_str()).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         let decoder = png::Decoder::new(std::io::Cursor::new(png));
         let reader = decoder.read_info().unwrap();

@@ -2,8 +2,8 @@
 
 use mp_gateway::proto::order_service_client::OrderServiceClient;
 use mp_gateway::proto::{
-    CreateOrderRequest, GetOrderStatusRequest, OrderStatus, SwitchAction, SwitchOrderRequest,
-    TopUpOrderRequest,
+    CreateOrderRequest, CreateOrderResponse, GetOrderStatusRequest, OrderStatus, SwitchAction,
+    SwitchOrderRequest, TopUpOrderRequest,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -417,23 +417,35 @@ async fn mp_creating_with_qr_code(qr_code: serde_json::Value) -> MpDouble {
     .await
 }
 
-#[tokio::test]
-async fn an_order_mp_created_with_a_non_lpa_qr_code_is_returned_and_replayed_not_lost() {
-    let mp = mp_creating_with_qr_code("SOMETHING-ELSE".into()).await;
+/// CreateOrder (with a QR PNG) through a gateway in front of `mp`, then its
+/// retry with the same request id; panics if either fails.
+async fn create_twice(mp: &MpDouble, request_id: &str) -> Vec<CreateOrderResponse> {
     let gateway = gateway().start_against(&mp.base_url()).await;
     let request = CreateOrderRequest {
-        request_id: "odd-qr-1".into(),
+        request_id: request_id.into(),
         product_id: 6,
         include_qr_png: true,
         ..Default::default()
     };
+    let mut answers = Vec::new();
     for attempt in ["first", "retry"] {
         let created = gateway
             .orders()
             .create_order(request.clone())
             .await
-            .unwrap_or_else(|s| panic!("{attempt}: {s:?}"))
-            .into_inner();
+            .unwrap_or_else(|s| panic!("{attempt}: {s:?}"));
+        answers.push(created.into_inner());
+    }
+    answers
+}
+
+#[tokio::test]
+async fn an_order_mp_created_with_a_non_lpa_qr_code_is_returned_and_replayed_not_lost() {
+    let mp = mp_creating_with_qr_code("SOMETHING-ELSE".into()).await;
+    for (attempt, created) in ["first", "retry"]
+        .iter()
+        .zip(create_twice(&mp, "odd-qr-1").await)
+    {
         assert_eq!(created.order_code, "ORDER_1", "{attempt}");
         assert_eq!(created.iccid, "8943108169999589689", "{attempt}");
         assert_eq!(created.activation_code, "SOMETHING-ELSE", "{attempt}");
@@ -456,21 +468,8 @@ async fn an_order_mp_created_with_a_non_lpa_qr_code_is_returned_and_replayed_not
 async fn an_order_mp_created_without_a_qr_code_is_returned_not_lost() {
     for qr_code in [serde_json::Value::Null, "".into()] {
         let mp = mp_creating_with_qr_code(qr_code.clone()).await;
-        let gateway = gateway().start_against(&mp.base_url()).await;
-        let request = CreateOrderRequest {
-            request_id: "no-qr-1".into(),
-            product_id: 6,
-            include_qr_png: true,
-            ..Default::default()
-        };
-        for attempt in ["first", "retry"] {
-            let created = gateway
-                .orders()
-                .create_order(request.clone())
-                .await
-                .unwrap_or_else(|s| panic!("{qr_code} {attempt}: {s:?}"))
-                .into_inner();
-            assert_eq!(created.order_code, "ORDER_1");
+        for created in create_twice(&mp, "no-qr-1").await {
+            assert_eq!(created.order_code, "ORDER_1", "{qr_code}");
             assert_eq!(created.iccid, "8943108169999589689");
             assert_eq!(created.activation_code, "");
             assert_eq!(created.smdp_address, "");

@@ -3,42 +3,43 @@
 use std::time::Duration;
 
 use mp_gateway::proto::{
-    CreateOrderRequest, GetDailyTrafficRequest, GetTrafficRequest, TopUpOrderRequest,
+    CreateOrderRequest, GetDailyTrafficRequest, GetTrafficRequest, PackageTraffic,
+    TopUpOrderRequest,
 };
 use tonic::Code;
 
 use serde_json::json;
 
 use crate::support::{
-    active_order, canned_mp, error_reason, gateway, gateway_with_sandbox, violated_fields,
+    TestGateway, active_order, canned_mp, error_reason, gateway, gateway_with_sandbox,
+    violated_fields,
 };
+
+/// The first package GetTraffic reports for `order_code`; panics if the call fails.
+async fn first_package(gateway: &TestGateway, order_code: &str) -> PackageTraffic {
+    gateway
+        .traffic()
+        .get_traffic(GetTrafficRequest {
+            order_code: order_code.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("GetTraffic answers")
+        .into_inner()
+        .packages
+        .remove(0)
+}
 
 #[tokio::test]
 async fn traffic_of_an_order_in_use_grows_over_time() {
     let (gateway, _sandbox) = gateway_with_sandbox().await;
     let code = active_order(&gateway).await;
-    let client = gateway.traffic();
-    let read = |code: String| {
-        let mut client = client.clone();
-        async move {
-            client
-                .get_traffic(GetTrafficRequest {
-                    order_code: code,
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .packages
-                .remove(0)
-        }
-    };
-    let first = read(code.clone()).await;
+    let first = first_package(&gateway, &code).await;
     assert!(first.total_mb.expect("the sandbox reports the volume") > 0.0);
     assert!(first.cycle.expect("the sandbox reports the cycles") >= 1);
     assert!(first.actual_start_time.is_some());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let later = read(code).await;
+    let later = first_package(&gateway, &code).await;
     assert!(
         later.used_mb > first.used_mb,
         "{:?} then {:?}",
@@ -129,17 +130,7 @@ async fn traffic_mp_reports_as_null_is_absent_not_zero() {
     )])
     .await;
     let gateway = gateway().start_against(&mp).await;
-    let package = gateway
-        .traffic()
-        .get_traffic(GetTrafficRequest {
-            order_code: "ORDER_1".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .packages
-        .remove(0);
+    let package = first_package(&gateway, "ORDER_1").await;
     assert_eq!(package.package_code, "LP14230831004073");
     assert_eq!(package.total_mb, None);
     assert_eq!(package.used_mb, None);
@@ -162,22 +153,7 @@ async fn cycle_counts_the_periods_ordered_plus_those_topped_up() {
         .unwrap()
         .into_inner()
         .order_code;
-    let traffic = || {
-        let (mut client, code) = (gateway.traffic(), code.clone());
-        async move {
-            client
-                .get_traffic(GetTrafficRequest {
-                    order_code: code,
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .packages
-                .remove(0)
-        }
-    };
-    let ordered = traffic().await;
+    let ordered = first_package(&gateway, &code).await;
     assert_eq!(ordered.cycle, Some(3));
     // Product 6 is 1024 MB a cycle; MB as MP reports them.
     assert_eq!(ordered.total_mb, Some(3072.0));
@@ -188,7 +164,7 @@ async fn cycle_counts_the_periods_ordered_plus_those_topped_up() {
         })
         .await
         .unwrap();
-    let topped_up = traffic().await;
+    let topped_up = first_package(&gateway, &code).await;
     assert_eq!(topped_up.cycle, Some(6));
     assert_eq!(topped_up.total_mb, Some(6144.0));
 }
