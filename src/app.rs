@@ -47,6 +47,10 @@ const SERVICE_NAMES: &[&str] = &[
     crate::proto::alarm_service_server::SERVICE_NAME,
 ];
 
+/// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` of the gRPC listener: room for
+/// the per-connection call limit plus long-lived alarm streams.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {addr} ({variable}): {source}")]
@@ -82,6 +86,8 @@ pub struct Application {
     http_listener: TcpListener,
     grpc: Router<Stack<BearerAuthLayer, Stack<ObserveLayer, NoLayer>>>,
     http: axum::Router,
+    /// Set when `METRICS_ADDR` moves /metrics off the HTTP listener.
+    metrics_server: Option<(TcpListener, axum::Router)>,
     health: HealthReporter,
     readiness: Readiness,
     /// Set on shutdown; alarm streams watch it.
@@ -94,6 +100,10 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let grpc_listener = bind("GRPC_ADDR", config.grpc_addr).await?;
         let http_listener = bind("HTTP_ADDR", config.http_addr).await?;
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => Some(bind("METRICS_ADDR", addr).await?),
+            None => None,
+        };
         let http_port = http_listener.local_addr().map_err(StartError::Http)?.port();
         // Before any counter is made, so that they all report to it.
         let metrics = crate::telemetry::metrics();
@@ -134,11 +144,17 @@ impl Application {
         )?;
         let (stop, stopped) = watch::channel(false);
         let readiness = Readiness::default();
-        let http =
-            http::router(readiness.clone(), metrics).merge(callback::router(CallbackState {
-                bus: bus.clone(),
-                token: config.callback_token.clone().map(Arc::new),
-            }));
+        let mut http = http::router(readiness.clone()).merge(callback::router(CallbackState {
+            bus: bus.clone(),
+            token: config.callback_token.clone().map(Arc::new),
+        }));
+        let metrics_server = match metrics_listener {
+            Some(listener) => Some((listener, http::metrics_router(metrics))),
+            None => {
+                http = http.merge(http::metrics_router(metrics));
+                None
+            }
+        };
 
         let (health, health_service) = tonic_health::server::health_reporter();
         for name in SERVICE_NAMES {
@@ -153,16 +169,23 @@ impl Application {
                 // google.rpc error details, so grpcurl can print ErrorInfo and BadRequest.
                 .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         };
-        if config.grpc_auth_tokens.is_empty() {
-            tracing::warn!(
-                "GRPC_AUTH_TOKENS is not set: the gRPC API accepts calls without a token"
-            );
+        match (config.grpc_auth_tokens.is_empty(), config.grpc_auth_off) {
+            (true, true) => {
+                tracing::info!("GRPC_AUTH=off: the gRPC API accepts calls without a token")
+            }
+            (true, false) => tracing::warn!(
+                "GRPC_AUTH_TOKENS is not set: the gRPC API accepts calls without a token (GRPC_AUTH=off says that is intended)"
+            ),
+            (false, _) => {}
         }
         // A client that opens more calls than its connection's limit gets
         // RESOURCE_EXHAUSTED at once (load shedding) instead of a queue.
         let grpc = grpc_server(config.grpc_tls.as_ref())?
             .concurrency_limit_per_connection(config.grpc_concurrency_limit_per_connection)
             .load_shed(true)
+            // Advertised, so clients queue streams past it rather than the
+            // server paying for them; calls past the concurrency limit are shed first.
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             // Outermost, so calls that auth refuses are counted and logged too.
@@ -190,6 +213,7 @@ impl Application {
             http_listener,
             grpc,
             http,
+            metrics_server,
             health,
             readiness,
             stop,
@@ -208,6 +232,15 @@ impl Application {
         self.http_listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where /metrics is served when `METRICS_ADDR` is set (else on [`Self::http_addr`]).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|(listener, _)| {
+            listener
+                .local_addr()
+                .expect("a bound listener has an address")
+        })
     }
 
     /// The embedded MP simulator, in sandbox mode.
@@ -232,9 +265,17 @@ impl Application {
         );
         let mut http = tokio::spawn(
             axum::serve(self.http_listener, self.http)
-                .with_graceful_shutdown(wait_stop(stopped))
+                .with_graceful_shutdown(wait_stop(stopped.clone()))
                 .into_future(),
         );
+        // Scrapes are short; at shutdown the server just stops with the rest.
+        let metrics = self.metrics_server.map(|(listener, router)| {
+            tokio::spawn(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(wait_stop(stopped))
+                    .into_future(),
+            )
+        });
         self.readiness.set(true);
         tracing::info!("mp-gateway is serving");
 
@@ -270,6 +311,9 @@ impl Application {
                 grpc.abort();
                 http.abort();
             }
+        }
+        if let Some(metrics) = metrics {
+            metrics.abort();
         }
         if let Some(sandbox) = self.sandbox {
             sandbox.shutdown().await;

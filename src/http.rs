@@ -23,20 +23,25 @@ impl Readiness {
     }
 }
 
-pub fn router(readiness: Readiness, metrics: PrometheusHandle) -> Router {
+/// `/healthz` and `/readyz`.
+pub fn router(readiness: Readiness) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route(
-            "/metrics",
-            get(move || async move {
-                (
-                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                    metrics.render(),
-                )
-            }),
-        )
         .with_state(readiness)
+}
+
+/// `/metrics` (Prometheus text; unauthenticated, so `METRICS_ADDR` can move it off `HTTP_ADDR`).
+pub fn metrics_router(metrics: PrometheusHandle) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || async move {
+            (
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                metrics.render(),
+            )
+        }),
+    )
 }
 
 async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, &'static str) {

@@ -69,6 +69,8 @@ const PLAIN_VARIABLES: &[&str] = &[
     "ALARM_RETENTION",
     "ALARM_DEDUP_WINDOW_SECS",
     "ALARM_SUBSCRIBER_BUFFER",
+    "GRPC_AUTH",
+    "METRICS_ADDR",
 ];
 
 /// Values that make the chart set every variable of the contract.
@@ -79,6 +81,7 @@ const EVERY_SETTING: &[&str] = &[
     "tls.enabled=true",
     "tls.secretName=gw-tls",
     "tls.clientCa.enabled=true",
+    "ports.metrics=9090",
 ];
 
 /// helm v3: `.tools/bin/helm` (from scripts/install-dev-tools), else the first on PATH.
@@ -1039,4 +1042,19 @@ fn the_rendered_configmap_starts_the_real_binary() {
     gateway.kill().expect("kill works");
     gateway.wait().expect("wait works");
     assert!(ready, "not ready within 20 s with the chart's settings");
+}
+
+#[test]
+fn grpc_auth_off_is_refused_with_tokens_and_metrics_can_move_to_their_own_port() {
+    let error = render_error(&[
+        "config.sandbox=true",
+        "config.grpcAuth=off",
+        "secrets.grpcAuthTokens={t1}",
+    ]);
+    assert!(error.contains("config.grpcAuth is off"), "{error}");
+    assert_eq!(render(SANDBOX).config()["GRPC_AUTH"], "on");
+    assert!(render(SANDBOX).config().get("METRICS_ADDR").is_none());
+
+    let chart = render(&with(SANDBOX, &["ports.metrics=9090"]));
+    assert_eq!(chart.config()["METRICS_ADDR"], "0.0.0.0:9090");
 }

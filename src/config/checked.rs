@@ -32,7 +32,7 @@ impl Config {
                 s.http_addr.as_deref(),
                 default_addr(DEFAULT_HTTP_ADDR),
             )?,
-            callback_token: non_empty(s.callback_token.as_ref()).map(SecretString::from),
+            callback_token: callback_token(s.callback_token.as_deref())?,
             public_callback_url: public_callback_url(s)?,
             mp_timeout: Duration::from_millis(parse_positive(
                 "MP_TIMEOUT_MS",
@@ -61,6 +61,8 @@ impl Config {
                 DEFAULT_IDEMPOTENCY_TTL_SECS,
             )?),
             grpc_auth_tokens: tokens(s.grpc_auth_tokens.as_deref())?,
+            grpc_auth_off: grpc_auth_off(s)?,
+            metrics_addr: metrics_addr(s.metrics_addr.as_ref())?,
             grpc_tls: tls_files(s)?,
             product_cache: product_cache(s)?,
         })
@@ -162,11 +164,33 @@ fn otlp_endpoint(raw: Option<&str>) -> Result<Option<Url>, ConfigError> {
     .map(Some)
 }
 
+/// A secret that is set must hold something: an empty one would switch a
+/// check off without anyone saying so.
+fn set_but_empty(variable: &'static str, raw: &str) -> Result<(), ConfigError> {
+    if raw.trim().is_empty() {
+        return Err(error(
+            variable,
+            "is set but empty; give a value, or unset it to run without it",
+        ));
+    }
+    Ok(())
+}
+
+fn callback_token(raw: Option<&str>) -> Result<Option<SecretString>, ConfigError> {
+    raw.map(|token| {
+        set_but_empty("CALLBACK_TOKEN", token)?;
+        Ok(SecretString::from(token.trim()))
+    })
+    .transpose()
+}
+
 /// `a,b, c` → three tokens; an empty item is a typo, not a token.
 fn tokens(raw: Option<&str>) -> Result<Vec<SecretString>, ConfigError> {
-    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+    let Some(raw) = raw else {
         return Ok(Vec::new());
     };
+    set_but_empty("GRPC_AUTH_TOKENS", raw)?;
+    let raw = raw.trim();
     raw.split(',')
         .map(str::trim)
         .map(|token| {
@@ -180,6 +204,31 @@ fn tokens(raw: Option<&str>) -> Result<Vec<SecretString>, ConfigError> {
             }
         })
         .collect()
+}
+
+fn metrics_addr(raw: Option<&String>) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    non_empty(raw)
+        .map(|raw| {
+            raw.parse()
+                .map_err(|e| error("METRICS_ADDR", format!("cannot parse {raw:?}: {e}")))
+        })
+        .transpose()
+}
+
+/// `GRPC_AUTH=off` says that no tokens is intended; with tokens it is a contradiction.
+fn grpc_auth_off(s: &Settings) -> Result<bool, ConfigError> {
+    match non_empty(s.grpc_auth.as_ref()).unwrap_or(DEFAULT_GRPC_AUTH) {
+        "on" => Ok(false),
+        "off" if s.grpc_auth_tokens.is_some() => Err(error(
+            "GRPC_AUTH",
+            "is off, but GRPC_AUTH_TOKENS is set: unset one of them",
+        )),
+        "off" => Ok(true),
+        other => Err(error(
+            "GRPC_AUTH",
+            format!("must be on or off, got {other:?}"),
+        )),
+    }
 }
 
 /// Which PEM files to serve TLS with; they are read at start, not here.

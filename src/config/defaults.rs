@@ -29,6 +29,8 @@ pub const DEFAULT_IDEMPOTENCY_TTL_SECS: u64 = 86_400;
 pub const DEFAULT_PRODUCT_CACHE_TTL_SECS: u64 = 300;
 /// `PRODUCT_CACHE_MAX_STALE_SECS`.
 pub const DEFAULT_PRODUCT_CACHE_MAX_STALE_SECS: u64 = 3600;
+/// `GRPC_AUTH`: tokens are checked when `GRPC_AUTH_TOKENS` names some.
+pub const DEFAULT_GRPC_AUTH: &str = "on";
 /// `LOG_FORMAT`.
 pub const DEFAULT_LOG_FORMAT: &str = "json";
 

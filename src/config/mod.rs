@@ -72,6 +72,10 @@ pub struct Config {
     pub idempotency_ttl: Duration,
     /// Empty: the gRPC API needs no token.
     pub grpc_auth_tokens: Vec<SecretString>,
+    /// `GRPC_AUTH=off`: no tokens, and that is intended (logged, not warned).
+    pub grpc_auth_off: bool,
+    /// Set: /metrics is served there, not on `http_addr`.
+    pub metrics_addr: Option<SocketAddr>,
     /// Unset: plaintext gRPC.
     pub grpc_tls: Option<TlsFiles>,
     pub product_cache: ProductCacheConfig,

@@ -30,7 +30,8 @@ pub struct Settings {
     pub grpc_addr: Option<String>,
     #[arg(long, env = "HTTP_ADDR", help = format!("Callback, health and metrics listen address. [default: {DEFAULT_HTTP_ADDR}]"))]
     pub http_addr: Option<String>,
-    /// Secret MP must present as ?token= on /mp/alarm-callback.
+    /// Secret MP must present as ?token= on /mp/alarm-callback; unset = open
+    /// (warned at start). Set but empty is an error.
     #[arg(long, env = "CALLBACK_TOKEN", hide_env_values = true)]
     pub callback_token: Option<String>,
     /// The URL MP should call with alarms (used by RegisterCallback).
@@ -62,9 +63,17 @@ pub struct Settings {
     pub alarm_subscriber_buffer: Option<String>,
     #[arg(long, env = "IDEMPOTENCY_TTL_SECS", help = format!("How long a CreateOrder/TopUpOrder outcome is kept per request_id. [default: {DEFAULT_IDEMPOTENCY_TTL_SECS}]"))]
     pub idempotency_ttl_secs: Option<String>,
-    /// Comma-separated bearer tokens accepted on the gRPC API; unset = no auth.
+    /// Comma-separated bearer tokens accepted on the gRPC API; unset = no auth
+    /// (warned at start). Set but empty is an error.
     #[arg(long, env = "GRPC_AUTH_TOKENS", hide_env_values = true)]
     pub grpc_auth_tokens: Option<String>,
+    /// `off`: the gRPC API takes calls without a token, on purpose (no tokens
+    /// may be set then); `on` needs nothing else [default: on].
+    #[arg(long, env = "GRPC_AUTH")]
+    pub grpc_auth: Option<String>,
+    /// Serve /metrics here instead of on HTTP_ADDR (it is unauthenticated), e.g. 127.0.0.1:9090.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
     /// PEM certificate (chain) to serve gRPC over TLS.
     #[arg(long, env = "GRPC_TLS_CERT")]
     pub grpc_tls_cert: Option<String>,

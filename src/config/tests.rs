@@ -209,3 +209,51 @@ fn the_secret_key_and_redis_password_never_print() {
     assert!(!printed.contains("hunter2"));
     assert_eq!(config.redis.unwrap().key_prefix, "mp-gateway");
 }
+
+#[test]
+fn a_secret_set_but_empty_is_an_error_not_a_switch() {
+    for (flag, variable) in [
+        ("--grpc-auth-tokens=", "GRPC_AUTH_TOKENS"),
+        ("--grpc-auth-tokens= ", "GRPC_AUTH_TOKENS"),
+        ("--callback-token=", "CALLBACK_TOKEN"),
+    ] {
+        let err = Config::from_settings(&settings(&["--sandbox", flag])).unwrap_err();
+        assert_eq!(err.variable, variable, "{flag}");
+        assert!(err.reason.contains("set but empty"), "{err}");
+    }
+}
+
+#[test]
+fn grpc_auth_off_is_explicit_and_excludes_tokens() {
+    let unset = Config::from_settings(&settings(&["--sandbox"])).unwrap();
+    assert!(unset.grpc_auth_tokens.is_empty() && !unset.grpc_auth_off);
+    let off = Config::from_settings(&settings(&["--sandbox", "--grpc-auth", "off"])).unwrap();
+    assert!(off.grpc_auth_tokens.is_empty() && off.grpc_auth_off);
+    let on = Config::from_settings(&settings(&["--sandbox", "--grpc-auth-tokens", "a,b"])).unwrap();
+    assert_eq!((on.grpc_auth_tokens.len(), on.grpc_auth_off), (2, false));
+    for args in [
+        &["--grpc-auth", "off", "--grpc-auth-tokens", "a"][..],
+        &["--grpc-auth", "maybe"][..],
+    ] {
+        let mut all = vec!["--sandbox"];
+        all.extend_from_slice(args);
+        let err = Config::from_settings(&settings(&all)).unwrap_err();
+        assert_eq!(err.variable, "GRPC_AUTH", "{args:?}");
+    }
+}
+
+#[test]
+fn the_metrics_address_is_read() {
+    let config = Config::from_settings(&settings(&["--sandbox"])).unwrap();
+    assert_eq!(config.metrics_addr, None);
+    let config = Config::from_settings(&settings(&[
+        "--sandbox",
+        "--metrics-addr",
+        "127.0.0.1:9090",
+    ]))
+    .unwrap();
+    assert_eq!(config.metrics_addr, Some("127.0.0.1:9090".parse().unwrap()));
+    let err = Config::from_settings(&settings(&["--sandbox", "--metrics-addr", "metrics:9090"]))
+        .unwrap_err();
+    assert_eq!(err.variable, "METRICS_ADDR");
+}

@@ -130,6 +130,21 @@ fn a_missing_setting_stops_the_binary_with_one_line_naming_it() {
     assert!(stderr.contains("MP_BASE_URL"), "{stderr}");
 }
 
+/// An empty `GRPC_AUTH_TOKENS=` (say, a Secret whose key went missing) once
+/// switched auth off with a warning; now it stops the start.
+#[test]
+fn an_auth_token_setting_left_empty_stops_the_binary() {
+    for variable in ["GRPC_AUTH_TOKENS", "CALLBACK_TOKEN"] {
+        let output = sandbox_binary(0, 0)
+            .env(variable, "")
+            .output()
+            .expect("binary runs");
+        assert_eq!(output.status.code(), Some(64), "{variable}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(variable), "{stderr}");
+    }
+}
+
 #[test]
 fn a_malformed_setting_is_named_and_no_secret_is_echoed() {
     let output = gateway_binary()

@@ -64,3 +64,42 @@ async fn calls_beyond_the_per_connection_limit_are_shed_and_other_connections_ar
     );
     assert_eq!(sandbox.calls("queryOrderStatus") as usize, answered + 1);
 }
+
+/// The server's first HTTP/2 SETTINGS frame names a stream limit, so a client
+/// queues its streams instead of the server paying for an unbounded number.
+#[tokio::test]
+async fn the_grpc_listener_advertises_max_concurrent_streams() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const SETTINGS: u8 = 0x4;
+    const MAX_CONCURRENT_STREAMS: u16 = 0x3;
+    let (gateway, _sandbox) = gateway().start().await;
+    let mut conn = tokio::net::TcpStream::connect(gateway.grpc_addr)
+        .await
+        .expect("connects");
+    // The client preface and an empty SETTINGS frame.
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend_from_slice(&[0, 0, 0, SETTINGS, 0, 0, 0, 0, 0]);
+    conn.write_all(&hello).await.expect("preface sent");
+
+    let mut header = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut header))
+        .await
+        .expect("the server answers in time")
+        .expect("a frame header");
+    assert_eq!(header[3], SETTINGS, "the server's first frame is SETTINGS");
+    let length =
+        usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+    let mut payload = vec![0u8; length];
+    conn.read_exact(&mut payload)
+        .await
+        .expect("the SETTINGS payload");
+    let advertised = payload.chunks_exact(6).find_map(|setting| {
+        (u16::from_be_bytes([setting[0], setting[1]]) == MAX_CONCURRENT_STREAMS)
+            .then(|| u32::from_be_bytes([setting[2], setting[3], setting[4], setting[5]]))
+    });
+    assert_eq!(
+        advertised,
+        Some(mp_gateway::app::MAX_STREAMS_PER_CONNECTION)
+    );
+}

@@ -13,7 +13,9 @@ use mp_gateway::sandbox::Fault;
 use serde_json::json;
 use tonic::Code;
 
-use crate::support::{callback_body, eventually, gateway, gateway_with_sandbox, metric};
+use crate::support::{
+    callback_body, eventually, gateway, gateway_with_sandbox, http_client, metric, metrics_page,
+};
 
 const LIST_PRODUCTS: &str = r#"method="linksfield.mp.v1.ProductService/ListProducts""#;
 const GET_ORDER_STATUS: &str = r#"method="linksfield.mp.v1.OrderService/GetOrderStatus""#;
@@ -291,4 +293,35 @@ async fn a_call_its_client_abandons_is_counted_as_cancelled() {
     )
     .await;
     sandbox.set_fault(None);
+}
+
+#[tokio::test]
+async fn metrics_addr_moves_metrics_off_the_http_port() {
+    let (gateway, _sandbox) = gateway()
+        .with(|config| config.metrics_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0))))
+        .start()
+        .await;
+    let metrics_addr = gateway.metrics_addr.expect("a metrics listener is bound");
+    assert_ne!(metrics_addr, gateway.http_addr);
+    let page = metrics_page(metrics_addr).await;
+    assert!(page.contains("mp_gateway_"), "{page}");
+
+    let client = http_client();
+    let status = |path: &'static str| {
+        let (client, http) = (client.clone(), gateway.http_addr);
+        async move {
+            client
+                .get(format!("http://{http}{path}"))
+                .send()
+                .await
+                .expect("the HTTP port answers")
+                .status()
+        }
+    };
+    assert_eq!(
+        status("/metrics").await,
+        404,
+        "not on the HTTP port any more"
+    );
+    assert_eq!(status("/healthz").await, 200, "the probes stay there");
 }

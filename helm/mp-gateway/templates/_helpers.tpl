@@ -106,6 +106,9 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{- if and $v.secrets.existingSecret (or $v.secrets.mpAccessKey $v.secrets.mpSecretKey $v.secrets.callbackToken $v.secrets.grpcAuthTokens $v.redis.url) }}
 {{- fail "secrets.existingSecret is set: put MP_ACCESS_KEY, MP_SECRET_KEY, CALLBACK_TOKEN, GRPC_AUTH_TOKENS and REDIS_URL in that Secret, not in secrets.* or redis.url" }}
 {{- end }}
+{{- if and (eq (toString $v.config.grpcAuth) "off") $v.secrets.grpcAuthTokens }}
+{{- fail "config.grpcAuth is off but secrets.grpcAuthTokens is set: the gateway refuses both (GRPC_AUTH=off with GRPC_AUTH_TOKENS); drop one" }}
+{{- end }}
 {{- if and $v.redis.url $v.redis.internal.enabled }}
 {{- fail "redis.url and redis.internal.enabled are exclusive: use an external Redis or the trial one" }}
 {{- end }}

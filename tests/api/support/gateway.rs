@@ -70,6 +70,8 @@ pub fn config_for(base_url: &str) -> Config {
         },
         idempotency_ttl: Duration::from_secs(3600),
         grpc_auth_tokens: Vec::new(),
+        grpc_auth_off: false,
+        metrics_addr: None,
         grpc_tls: None,
         product_cache: ProductCacheConfig::default(),
     }
@@ -174,6 +176,8 @@ impl GatewayBuilder {
 pub struct TestGateway {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// Set when the config moves /metrics to its own address.
+    pub metrics_addr: Option<SocketAddr>,
     pub channel: Channel,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), StartError>>>,
@@ -184,6 +188,7 @@ impl TestGateway {
         let app = Application::build(config).await.expect("gateway builds");
         let grpc_addr = app.grpc_addr();
         let http_addr = app.http_addr();
+        let metrics_addr = app.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
@@ -195,6 +200,7 @@ impl TestGateway {
         Self {
             grpc_addr,
             http_addr,
+            metrics_addr,
             channel,
             stop: Some(stop),
             task: Some(task),

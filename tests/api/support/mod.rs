@@ -22,7 +22,7 @@ pub use gateway::{
     start_sandbox_with_traffic,
 };
 pub use grpc::{error_reason, violated_fields, with_timeout, with_token};
-pub use metrics::{counter, metric};
+pub use metrics::{counter, metric, metrics_page};
 pub use mp_double::{MpDouble, Reply};
 pub use orders::{active_order, new_order, order};
 pub use processes::{
