@@ -13,8 +13,69 @@ pub enum CallbackBodyError {
     Json(String),
     #[error("{0} is required")]
     Missing(&'static str),
-    #[error("packageUsedRate {0:?} is not a percentage like \"84%\"")]
+    #[error("packageUsedRate {0:?} is not a percentage like \"84%\" (at most {MAX_PERCENT}%)")]
     BadRate(String),
+    /// A field too long or with characters MP never sends (control
+    /// characters, bidi overrides, ...): it would only cost memory and log space.
+    #[error("{field} must be {rule}")]
+    BadField {
+        field: &'static str,
+        rule: &'static str,
+    },
+}
+
+/// The highest `packageUsedRate` taken: MP reports past 100 % for an
+/// overused package, never orders of magnitude past it.
+const MAX_PERCENT: u32 = 1000;
+
+/// What MP's values look like, field by field (mp-api-v2.md 4.5.2 and its examples).
+struct FieldRule {
+    field: &'static str,
+    rule: &'static str,
+    max_len: usize,
+    allowed: fn(u8) -> bool,
+}
+
+const EID: FieldRule = FieldRule {
+    field: "eid",
+    rule: "1 to 32 digits",
+    max_len: 32,
+    allowed: |b| b.is_ascii_digit(),
+};
+const PACKAGE_CODE: FieldRule = FieldRule {
+    field: "packageCode",
+    rule: "1 to 64 letters, digits, '_' or '-'",
+    max_len: 64,
+    allowed: is_code_byte,
+};
+const ORDER_CODE: FieldRule = FieldRule {
+    field: "orderCode",
+    rule: "1 to 64 letters, digits, '_' or '-'",
+    max_len: 64,
+    allowed: is_code_byte,
+};
+const REQUEST_ID: FieldRule = FieldRule {
+    field: "requestId",
+    rule: "at most 128 letters, digits, '_', '-', '.' or ':'",
+    max_len: 128,
+    allowed: |b| is_code_byte(b) || b == b'.' || b == b':',
+};
+
+fn is_code_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+impl FieldRule {
+    fn check(&self, value: String) -> Result<String, CallbackBodyError> {
+        if value.len() <= self.max_len && value.bytes().all(self.allowed) {
+            Ok(value)
+        } else {
+            Err(CallbackBodyError::BadField {
+                field: self.field,
+                rule: self.rule,
+            })
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -52,11 +113,15 @@ pub fn parse_callback(
     let used_rate = required(fields.package_used_rate, "packageUsedRate")?;
     Ok(AlarmReport {
         used_percent: parse_used_percent(&used_rate)?,
-        eid: required(fields.eid, "eid")?,
-        package_code: required(fields.package_code, "packageCode")?,
-        order_code: required(fields.order_code, "orderCode")?,
+        eid: EID.check(required(fields.eid, "eid")?)?,
+        package_code: PACKAGE_CODE.check(required(fields.package_code, "packageCode")?)?,
+        order_code: ORDER_CODE.check(required(fields.order_code, "orderCode")?)?,
         used_rate,
-        request_id: fields.request_id.filter(|r| !r.is_empty()),
+        request_id: fields
+            .request_id
+            .filter(|r| !r.is_empty())
+            .map(|r| REQUEST_ID.check(r))
+            .transpose()?,
         received_at_millis,
     })
 }
@@ -88,10 +153,18 @@ pub fn parse_used_percent(raw: &str) -> Result<u32, CallbackBodyError> {
             "x"
         }
     });
-    if whole.is_empty() || whole.len() > 4 || !whole.bytes().all(|b| b.is_ascii_digit()) {
+    if raw.len() > 16
+        || whole.is_empty()
+        || whole.len() > 4
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(bad());
     }
-    whole.parse().map_err(|_| bad())
+    whole
+        .parse()
+        .ok()
+        .filter(|percent| *percent <= MAX_PERCENT)
+        .ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -146,8 +219,55 @@ mod tests {
         assert_eq!(parse_used_percent(" 53 % "), Ok(53));
         assert_eq!(parse_used_percent("84.6%"), Ok(84));
         assert_eq!(parse_used_percent("84"), Ok(84));
-        for bad in ["", "%", "-5%", "84.x%", "1e3%", "99999%"] {
+        assert_eq!(parse_used_percent("1000%"), Ok(1000));
+        for bad in [
+            "",
+            "%",
+            "-5%",
+            "84.x%",
+            "1e3%",
+            "99999%",
+            "1001%",
+            "84.00000000000000%",
+        ] {
             assert!(parse_used_percent(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    fn with(field: &str, value: &str) -> String {
+        let mut body: serde_json::Value = serde_json::from_str(DOCUMENTED).unwrap();
+        body[field] = value.into();
+        body.to_string()
+    }
+
+    #[test]
+    fn fields_longer_or_stranger_than_mps_are_refused_by_name() {
+        let long = "7".repeat(60_000);
+        let cases = [
+            ("eid", long.as_str()),
+            ("eid", "8904903200000100000012825572875a"),
+            ("orderCode", "ORDER_\u{202e}1"),
+            ("orderCode", "ORDER 1"),
+            ("packageCode", &"L".repeat(65)),
+            ("requestId", &"r".repeat(129)),
+            ("requestId", "line\nbreak"),
+        ];
+        for (field, value) in cases {
+            let refused = parse_callback(with(field, value).as_bytes(), 0);
+            assert!(
+                matches!(refused, Err(CallbackBodyError::BadField { field: f, .. }) if f == field),
+                "{field}={value:.40?}: {refused:?}"
+            );
+        }
+        for (field, value) in [
+            ("requestId", "b0c3c7e4-6a8e-4e4f-9f4e-2b2d1b1a9c1d"),
+            ("requestId", &"r".repeat(128)),
+            ("orderCode", "ORDER_1726522312360550400"),
+        ] {
+            assert!(
+                parse_callback(with(field, value).as_bytes(), 0).is_ok(),
+                "{field}"
+            );
         }
     }
 }

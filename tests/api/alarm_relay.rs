@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use mp_gateway::config::RedisConfig;
 use mp_gateway::domain::CallbackUrl;
+use mp_gateway::proto::alarm_service_client::AlarmServiceClient;
 use mp_gateway::proto::{
     Alarm, RegisterCallbackRequest, SubscribeAlarmsRequest, SubscribeAlarmsResponse,
 };
@@ -14,6 +15,7 @@ use serde_json::json;
 use tokio::time::timeout;
 use tonic::Code;
 use tonic::Streaming;
+use tonic::transport::Channel;
 
 use crate::support::{
     ACCESS_KEY, OwnRedis, SHARED_REDIS, TestGateway, active_order, callback_body, closed_port,
@@ -147,6 +149,37 @@ async fn with_a_callback_token_only_callbacks_presenting_it_are_accepted() {
     assert_eq!(next_alarm(&mut stream).await.request_id, "r1");
 }
 
+/// A field MP never sends (60 KB long, a bidi override, a control character)
+/// once cost ~120 KB of memory or Redis per alarm, kept for ALARM_RETENTION alarms.
+#[tokio::test]
+async fn callback_fields_too_long_or_with_foreign_characters_are_refused_by_name() {
+    let (gateway, _sandbox) = gateway_on(Some(shared_redis())).await;
+    let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
+    let client = http_client();
+    let url = format!("http://{}/mp/alarm-callback", gateway.http_addr);
+    let mut long_eid = callback_body("ORDER_1", "53%", "long-eid");
+    long_eid["eid"] = "7".repeat(60_000).into();
+    for (body, field) in [
+        (long_eid, "eid"),
+        (callback_body("ORDER_\u{202e}1", "53%", "bidi"), "orderCode"),
+        (callback_body("ORDER_1", "53%", "tab\there"), "requestId"),
+        (
+            callback_body("ORDER_1", "53%", &"r".repeat(129)),
+            "requestId",
+        ),
+        (
+            callback_body("ORDER_1", "5000%", "too-much"),
+            "packageUsedRate",
+        ),
+    ] {
+        let refused = client.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(refused.status().as_u16(), 400, "{field}");
+        let reason: serde_json::Value = refused.json().await.unwrap();
+        assert!(reason["msg"].as_str().unwrap().contains(field), "{reason}");
+    }
+    assert_next_is_sentinel(&client, &gateway, "", &mut stream).await;
+}
+
 #[tokio::test]
 async fn oversized_malformed_and_incomplete_bodies_are_refused_and_not_relayed() {
     let (gateway, _sandbox) = gateway_on(None).await;
@@ -223,7 +256,8 @@ async fn subscribers_get_only_the_orders_and_percentages_they_asked_for() {
         ("ORDER_A", "84%"),
         ("ORDER_B", "100%"),
     ] {
-        let body = callback_body(order, rate, &format!("{order}-{rate}"));
+        let percent = rate.trim_end_matches('%');
+        let body = callback_body(order, rate, &format!("{order}-{percent}"));
         assert_eq!(post_callback(&client, &gateway, "", &body).await, 200);
     }
     let first = next_alarm(&mut by_order).await;
@@ -441,11 +475,23 @@ async fn a_stalled_subscriber_neither_delays_a_healthy_one_nor_misses_alarms_sil
         .with(|config| config.alarm_bus.subscriber_buffer = 16)
         .start()
         .await;
-    // Never read until the end: HTTP/2 flow control soon stops the server from sending.
-    let mut stalled = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
+    // Never read until the end: HTTP/2 flow control (a 64 KiB window, as many
+    // clients have) soon stops the server from sending.
+    let small_window = Channel::from_shared(format!("http://{}", gateway.grpc_addr))
+        .expect("valid URI")
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .expect("connects");
+    let mut stalled = AlarmServiceClient::new(small_window)
+        .subscribe_alarms(SubscribeAlarmsRequest::default())
+        .await
+        .expect("subscription starts")
+        .into_inner();
     let mut healthy = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
     let client = http_client();
-    let padding = "x".repeat(2000);
+    let padding = "x".repeat(120);
     for i in 0..2000 {
         let body = callback_body("ORDER_1", "53%", &format!("{i}-{padding}"));
         assert_eq!(post_callback(&client, &gateway, "", &body).await, 200);
