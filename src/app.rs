@@ -123,7 +123,9 @@ impl Application {
             lease: config.mp_timeout + Duration::from_secs(5),
         };
         let redis = config.redis.as_ref().map(Redis::new).transpose()?;
-        if redis.is_none() {
+        if let Some(redis) = &redis {
+            tokio::spawn(crate::redis::check_persistence(redis.clone()));
+        } else {
             tracing::info!(
                 "REDIS_URL is not set: alarms and idempotency records stay in process (run one replica)"
             );
@@ -330,6 +332,7 @@ fn describe_metrics() {
     crate::cache::metrics::describe();
     crate::alarms::metrics::describe();
     crate::idempotency::metrics::describe();
+    crate::redis::describe();
 }
 
 /// Every method the gRPC server has: ours, health and reflection.

@@ -9,7 +9,8 @@ use mp_gateway::sandbox::Fault;
 use tonic::Code;
 
 use crate::support::{
-    MpDouble, Reply, closed_port, error_reason, gateway, redis_config, shared_redis, start_sandbox,
+    MpDouble, OwnRedis, Reply, TestGateway, closed_port, error_reason, eventually, gateway,
+    metrics_page, redis_config, redis_connection, shared_redis, start_sandbox, unique_prefix,
     unreachable_redis_url, violated_fields,
 };
 
@@ -272,4 +273,47 @@ async fn an_order_mp_surely_never_saw_is_unavailable() {
         error_reason(&status).as_deref(),
         Some("UPSTREAM_UNAVAILABLE")
     );
+}
+
+/// Without AOF or RDB a Redis restart forgets every request id, and a retry
+/// orders again: the gateway says so at start (WARN) and in a gauge.
+#[tokio::test]
+async fn a_redis_without_persistence_is_reported_and_one_with_it_is_not() {
+    let gauge_is = |gateway: &TestGateway, value: &'static str| {
+        let http = gateway.http_addr;
+        async move {
+            metrics_page(http)
+                .await
+                .lines()
+                .any(|line| line == format!("mp_gateway_redis_persistence {value}"))
+        }
+    };
+    let forgetful = OwnRedis::start().await;
+    let (without, _sandbox) = gateway()
+        .redis_at(&forgetful.url(), &unique_prefix("no-persistence"))
+        .start()
+        .await;
+    eventually(Duration::from_secs(10), "the gauge says 0", || {
+        gauge_is(&without, "0")
+    })
+    .await;
+
+    let keeping = OwnRedis::start().await;
+    let mut conn = redis_connection(&keeping.url()).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        // An RDB rule that cannot fire within the test (an hour), so no file is written.
+        .arg("save")
+        .arg("3600 1")
+        .query_async(&mut conn)
+        .await
+        .expect("CONFIG SET");
+    let (with, _sandbox) = gateway()
+        .redis_at(&keeping.url(), &unique_prefix("rdb"))
+        .start()
+        .await;
+    eventually(Duration::from_secs(10), "the gauge says 1", || {
+        gauge_is(&with, "1")
+    })
+    .await;
 }
