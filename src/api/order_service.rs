@@ -2,17 +2,24 @@ use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
-use super::requests::{Identified, OrderQuery, OrderRequest, SwitchRequest};
+use super::requests::{Identified, OrderQuery, OrderRequest, RequestIdLookup, SwitchRequest};
 use super::{caller_deadline, parse};
 use crate::domain::{ActivationCode, Iccid, Price, RequestId, qr_png};
 use crate::error::GatewayError;
 use crate::idempotency::{Idempotency, IdempotencyError, Outcome, RunError, fingerprint};
 use crate::mp::{Call, MpClient, NewOrder};
+use crate::proto::get_order_by_request_id_response::Outcome as StoredResponse;
 use crate::proto::order_service_server::OrderService;
 use crate::proto::{
-    CreateOrderRequest, CreateOrderResponse, GetOrderStatusRequest, GetOrderStatusResponse,
+    CreateOrderRequest, CreateOrderResponse, GetOrderByRequestIdRequest,
+    GetOrderByRequestIdResponse, GetOrderStatusRequest, GetOrderStatusResponse,
     SwitchOrderRequest, SwitchOrderResponse, TopUpOrderRequest, TopUpOrderResponse,
 };
+
+/// The idempotency scope of CreateOrder's records.
+const CREATE_ORDER: &str = "CreateOrder";
+/// The idempotency scope of TopUpOrder's records.
+const TOP_UP_ORDER: &str = "TopUpOrder";
 
 /// `linksfield.mp.v1.OrderService`.
 #[derive(Clone)]
@@ -71,6 +78,34 @@ fn qr_image(activation_code: &str) -> Vec<u8> {
     })
 }
 
+/// CreateOrder's response for a created order, first or replayed: MP's code
+/// as it came, its parts only when it has the usual `LPA:1$` shape.
+fn created_response(
+    order_code: String,
+    iccid: String,
+    activation_code: String,
+    include_qr_png: bool,
+    request_id: &RequestId,
+) -> CreateOrderResponse {
+    let lpa = ActivationCode::parse(&activation_code).ok();
+    let part = |f: fn(&ActivationCode) -> String| lpa.as_ref().map(f).unwrap_or_default();
+    CreateOrderResponse {
+        order_code,
+        iccid,
+        smdp_address: part(|c| c.smdp_address().to_owned()),
+        matching_id: part(|c| c.matching_id().to_owned()),
+        ios_install_url: part(ActivationCode::ios_install_url),
+        android_install_url: part(ActivationCode::android_install_url),
+        qr_png: if include_qr_png {
+            qr_image(&activation_code)
+        } else {
+            Vec::new()
+        },
+        activation_code,
+        request_id: request_id.to_string(),
+    }
+}
+
 /// The parameters of a new order that reach MP (not `include_qr_png`).
 fn order_fingerprint(order: &NewOrder) -> String {
     fingerprint(&(
@@ -100,7 +135,7 @@ impl OrderService for OrderApi {
         let (mp, id) = (self.mp.clone(), request_id.clone());
         let outcome = self
             .idempotency
-            .run("CreateOrder", &request_id, fingerprint, wait, async move {
+            .run(CREATE_ORDER, &request_id, fingerprint, wait, async move {
                 let call = Call {
                     request_id: &id,
                     deadline,
@@ -120,26 +155,15 @@ impl OrderService for OrderApi {
             activation_code,
         } = outcome
         else {
-            return Err(mismatched_record("CreateOrder").into());
+            return Err(mismatched_record(CREATE_ORDER).into());
         };
-        // MP's code as it came; its parts only when it has the usual `LPA:1$` shape.
-        let lpa = ActivationCode::parse(&activation_code).ok();
-        let part = |f: fn(&ActivationCode) -> String| lpa.as_ref().map(f).unwrap_or_default();
-        Ok(Response::new(CreateOrderResponse {
+        Ok(Response::new(created_response(
             order_code,
             iccid,
-            smdp_address: part(|c| c.smdp_address().to_owned()),
-            matching_id: part(|c| c.matching_id().to_owned()),
-            ios_install_url: part(ActivationCode::ios_install_url),
-            android_install_url: part(ActivationCode::android_install_url),
-            qr_png: if include_qr_png {
-                qr_image(&activation_code)
-            } else {
-                Vec::new()
-            },
             activation_code,
-            request_id: request_id.to_string(),
-        }))
+            include_qr_png,
+            &request_id,
+        )))
     }
 
     async fn top_up_order(
@@ -154,7 +178,7 @@ impl OrderService for OrderApi {
         let outcome = self
             .idempotency
             .run(
-                "TopUpOrder",
+                TOP_UP_ORDER,
                 &query.request_id,
                 fingerprint,
                 wait,
@@ -175,7 +199,7 @@ impl OrderService for OrderApi {
             renew_period,
         } = outcome
         else {
-            return Err(mismatched_record("TopUpOrder").into());
+            return Err(mismatched_record(TOP_UP_ORDER).into());
         };
         Ok(Response::new(TopUpOrderResponse {
             order_code,
@@ -200,6 +224,43 @@ impl OrderService for OrderApi {
         }))
     }
 
+    async fn get_order_by_request_id(
+        &self,
+        request: Request<GetOrderByRequestIdRequest>,
+    ) -> Result<Response<GetOrderByRequestIdResponse>, Status> {
+        let RequestIdLookup { request_id } = parse(request.get_ref())?;
+        let outcome = self
+            .idempotency
+            .lookup(&[CREATE_ORDER, TOP_UP_ORDER], &request_id)
+            .await
+            .map_err(GatewayError::from)?;
+        let stored = match outcome {
+            Outcome::Created {
+                order_code,
+                iccid,
+                activation_code,
+            } => StoredResponse::CreateOrder(created_response(
+                order_code,
+                iccid,
+                activation_code,
+                false,
+                &request_id,
+            )),
+            Outcome::ToppedUp {
+                order_code,
+                renew_period,
+            } => StoredResponse::TopUpOrder(TopUpOrderResponse {
+                order_code,
+                renew_period,
+                request_id: request_id.to_string(),
+            }),
+        };
+        Ok(Response::new(GetOrderByRequestIdResponse {
+            outcome: Some(stored),
+            request_id: request_id.to_string(),
+        }))
+    }
+
     async fn switch_order(
         &self,
         request: Request<SwitchOrderRequest>,
@@ -214,3 +275,4 @@ impl OrderService for OrderApi {
         }))
     }
 }
+
