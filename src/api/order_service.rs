@@ -4,7 +4,8 @@ use tonic::{Request, Response, Status};
 
 use super::requests::{Identified, OrderQuery, OrderRequest, RequestIdLookup, SwitchRequest};
 use super::{caller_deadline, parse};
-use crate::domain::{ActivationCode, Iccid, Price, RequestId, qr_png};
+use crate::cache::ProductCatalogue;
+use crate::domain::{ActivationCode, FieldViolation, Iccid, Price, RequestId, qr_png};
 use crate::error::GatewayError;
 use crate::idempotency::{Idempotency, IdempotencyError, Outcome, RunError, fingerprint};
 use crate::mp::{Call, MpClient, NewOrder};
@@ -12,8 +13,8 @@ use crate::proto::get_order_by_request_id_response::Outcome as StoredResponse;
 use crate::proto::order_service_server::OrderService;
 use crate::proto::{
     CreateOrderRequest, CreateOrderResponse, GetOrderByRequestIdRequest,
-    GetOrderByRequestIdResponse, GetOrderStatusRequest, GetOrderStatusResponse,
-    SwitchOrderRequest, SwitchOrderResponse, TopUpOrderRequest, TopUpOrderResponse,
+    GetOrderByRequestIdResponse, GetOrderStatusRequest, GetOrderStatusResponse, SwitchOrderRequest,
+    SwitchOrderResponse, TopUpOrderRequest, TopUpOrderResponse,
 };
 
 /// The idempotency scope of CreateOrder's records.
@@ -26,16 +27,49 @@ const TOP_UP_ORDER: &str = "TopUpOrder";
 pub struct OrderApi {
     mp: MpClient,
     idempotency: Idempotency,
+    /// Where an order's `order_quantity` is checked against its product's.
+    catalogue: ProductCatalogue,
     /// The MP timeout: how long a duplicate waits at most for the first call.
     mp_timeout: Duration,
 }
 
 impl OrderApi {
-    pub fn new(mp: MpClient, idempotency: Idempotency, mp_timeout: Duration) -> Self {
+    pub fn new(
+        mp: MpClient,
+        idempotency: Idempotency,
+        catalogue: ProductCatalogue,
+        mp_timeout: Duration,
+    ) -> Self {
         Self {
             mp,
             idempotency,
+            catalogue,
             mp_timeout,
+        }
+    }
+
+    /// Refuses an `order_quantity` the product does not offer, before MP is
+    /// called. A product missing from the catalogue, or a catalogue that
+    /// cannot be had (MP down), leaves it to MP: the order is not failed for that.
+    async fn check_order_quantity(
+        &self,
+        order: &NewOrder,
+        call: Call<'_>,
+    ) -> Result<(), GatewayError> {
+        let Some(quantity) = order.order_quantity else {
+            return Ok(());
+        };
+        let products = match self.catalogue.products(call, false).await {
+            Ok(products) => products,
+            Err(error) => {
+                tracing::info!(%error, "no product catalogue to check order_quantity against; MP will judge it");
+                return Ok(());
+            }
+        };
+        match products.iter().find(|p| p.product_id == order.product_id) {
+            Some(product) => offered_quantity(quantity, &product.order_quantities)
+                .map_err(|violation| GatewayError::InvalidArgument(vec![violation])),
+            None => Ok(()),
         }
     }
 
@@ -76,6 +110,22 @@ fn qr_image(activation_code: &str) -> Vec<u8> {
         tracing::warn!(%error, "could not draw the activation code's QR PNG");
         Vec::new()
     })
+}
+
+/// `quantity` when the product offers it; a product that lists none leaves it to MP.
+fn offered_quantity(quantity: u32, offered: &[u32]) -> Result<(), FieldViolation> {
+    if offered.is_empty() || offered.contains(&quantity) {
+        return Ok(());
+    }
+    let values = offered
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(FieldViolation::new(
+        "order_quantity",
+        format!("must be one of the product's order_quantities: {values}"),
+    ))
 }
 
 /// CreateOrder's response for a created order, first or replayed: MP's code
@@ -130,6 +180,11 @@ impl OrderService for OrderApi {
             order,
             include_qr_png,
         } = parse(request.get_ref())?;
+        let call = Call {
+            request_id: &request_id,
+            deadline,
+        };
+        self.check_order_quantity(&order, call).await?;
         let wait = self.duplicate_wait(deadline);
         let fingerprint = order_fingerprint(&order);
         let (mp, id) = (self.mp.clone(), request_id.clone());
@@ -276,3 +331,20 @@ impl OrderService for OrderApi {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offered_quantity_passes_and_another_names_the_offered_ones() {
+        assert!(offered_quantity(4, &[3, 4]).is_ok());
+        let violation = offered_quantity(5, &[3, 4]).unwrap_err();
+        assert_eq!(violation.field, "order_quantity");
+        assert!(violation.description.ends_with("3, 4"), "{violation:?}");
+    }
+
+    #[test]
+    fn a_product_that_lists_no_quantities_leaves_it_to_mp() {
+        assert!(offered_quantity(7, &[]).is_ok());
+    }
+}
