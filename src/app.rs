@@ -196,10 +196,13 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
-            .add_service(ProductServiceServer::new(ProductApi::new(catalogue)))
+            .add_service(ProductServiceServer::new(ProductApi::new(
+                catalogue.clone(),
+            )))
             .add_service(OrderServiceServer::new(OrderApi::new(
                 mp.clone(),
                 idempotency,
+                catalogue,
                 config.mp_timeout,
             )))
             .add_service(TrafficServiceServer::new(TrafficApi::new(mp.clone())))

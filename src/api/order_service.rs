@@ -2,33 +2,74 @@ use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
-use super::requests::{Identified, OrderQuery, OrderRequest, SwitchRequest};
+use super::requests::{Identified, OrderQuery, OrderRequest, RequestIdLookup, SwitchRequest};
 use super::{caller_deadline, parse};
-use crate::domain::{ActivationCode, Iccid, Price, RequestId, qr_png};
+use crate::cache::ProductCatalogue;
+use crate::domain::{ActivationCode, FieldViolation, Iccid, Price, RequestId, qr_png};
 use crate::error::GatewayError;
 use crate::idempotency::{Idempotency, IdempotencyError, Outcome, RunError, fingerprint};
 use crate::mp::{Call, MpClient, NewOrder};
+use crate::proto::get_order_by_request_id_response::Outcome as StoredResponse;
 use crate::proto::order_service_server::OrderService;
 use crate::proto::{
-    CreateOrderRequest, CreateOrderResponse, GetOrderStatusRequest, GetOrderStatusResponse,
-    SwitchOrderRequest, SwitchOrderResponse, TopUpOrderRequest, TopUpOrderResponse,
+    CreateOrderRequest, CreateOrderResponse, GetOrderByRequestIdRequest,
+    GetOrderByRequestIdResponse, GetOrderStatusRequest, GetOrderStatusResponse, SwitchOrderRequest,
+    SwitchOrderResponse, TopUpOrderRequest, TopUpOrderResponse,
 };
+
+/// The idempotency scope of CreateOrder's records.
+const CREATE_ORDER: &str = "CreateOrder";
+/// The idempotency scope of TopUpOrder's records.
+const TOP_UP_ORDER: &str = "TopUpOrder";
 
 /// `linksfield.mp.v1.OrderService`.
 #[derive(Clone)]
 pub struct OrderApi {
     mp: MpClient,
     idempotency: Idempotency,
+    /// Where an order's `order_quantity` is checked against its product's.
+    catalogue: ProductCatalogue,
     /// The MP timeout: how long a duplicate waits at most for the first call.
     mp_timeout: Duration,
 }
 
 impl OrderApi {
-    pub fn new(mp: MpClient, idempotency: Idempotency, mp_timeout: Duration) -> Self {
+    pub fn new(
+        mp: MpClient,
+        idempotency: Idempotency,
+        catalogue: ProductCatalogue,
+        mp_timeout: Duration,
+    ) -> Self {
         Self {
             mp,
             idempotency,
+            catalogue,
             mp_timeout,
+        }
+    }
+
+    /// Refuses an `order_quantity` the product does not offer, before MP is
+    /// called. A product missing from the catalogue, or a catalogue that
+    /// cannot be had (MP down), leaves it to MP: the order is not failed for that.
+    async fn check_order_quantity(
+        &self,
+        order: &NewOrder,
+        call: Call<'_>,
+    ) -> Result<(), GatewayError> {
+        let Some(quantity) = order.order_quantity else {
+            return Ok(());
+        };
+        let products = match self.catalogue.products(call, false).await {
+            Ok(products) => products,
+            Err(error) => {
+                tracing::info!(%error, "no product catalogue to check order_quantity against; MP will judge it");
+                return Ok(());
+            }
+        };
+        match products.iter().find(|p| p.product_id == order.product_id) {
+            Some(product) => offered_quantity(quantity, &product.order_quantities)
+                .map_err(|violation| GatewayError::InvalidArgument(vec![violation])),
+            None => Ok(()),
         }
     }
 
@@ -71,6 +112,50 @@ fn qr_image(activation_code: &str) -> Vec<u8> {
     })
 }
 
+/// `quantity` when the product offers it; a product that lists none leaves it to MP.
+fn offered_quantity(quantity: u32, offered: &[u32]) -> Result<(), FieldViolation> {
+    if offered.is_empty() || offered.contains(&quantity) {
+        return Ok(());
+    }
+    let values = offered
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(FieldViolation::new(
+        "order_quantity",
+        format!("must be one of the product's order_quantities: {values}"),
+    ))
+}
+
+/// CreateOrder's response for a created order, first or replayed: MP's code
+/// as it came, its parts only when it has the usual `LPA:1$` shape.
+fn created_response(
+    order_code: String,
+    iccid: String,
+    activation_code: String,
+    include_qr_png: bool,
+    request_id: &RequestId,
+) -> CreateOrderResponse {
+    let lpa = ActivationCode::parse(&activation_code).ok();
+    let part = |f: fn(&ActivationCode) -> String| lpa.as_ref().map(f).unwrap_or_default();
+    CreateOrderResponse {
+        order_code,
+        iccid,
+        smdp_address: part(|c| c.smdp_address().to_owned()),
+        matching_id: part(|c| c.matching_id().to_owned()),
+        ios_install_url: part(ActivationCode::ios_install_url),
+        android_install_url: part(ActivationCode::android_install_url),
+        qr_png: if include_qr_png {
+            qr_image(&activation_code)
+        } else {
+            Vec::new()
+        },
+        activation_code,
+        request_id: request_id.to_string(),
+    }
+}
+
 /// The parameters of a new order that reach MP (not `include_qr_png`).
 fn order_fingerprint(order: &NewOrder) -> String {
     fingerprint(&(
@@ -95,12 +180,17 @@ impl OrderService for OrderApi {
             order,
             include_qr_png,
         } = parse(request.get_ref())?;
+        let call = Call {
+            request_id: &request_id,
+            deadline,
+        };
+        self.check_order_quantity(&order, call).await?;
         let wait = self.duplicate_wait(deadline);
         let fingerprint = order_fingerprint(&order);
         let (mp, id) = (self.mp.clone(), request_id.clone());
         let outcome = self
             .idempotency
-            .run("CreateOrder", &request_id, fingerprint, wait, async move {
+            .run(CREATE_ORDER, &request_id, fingerprint, wait, async move {
                 let call = Call {
                     request_id: &id,
                     deadline,
@@ -120,26 +210,15 @@ impl OrderService for OrderApi {
             activation_code,
         } = outcome
         else {
-            return Err(mismatched_record("CreateOrder").into());
+            return Err(mismatched_record(CREATE_ORDER).into());
         };
-        // MP's code as it came; its parts only when it has the usual `LPA:1$` shape.
-        let lpa = ActivationCode::parse(&activation_code).ok();
-        let part = |f: fn(&ActivationCode) -> String| lpa.as_ref().map(f).unwrap_or_default();
-        Ok(Response::new(CreateOrderResponse {
+        Ok(Response::new(created_response(
             order_code,
             iccid,
-            smdp_address: part(|c| c.smdp_address().to_owned()),
-            matching_id: part(|c| c.matching_id().to_owned()),
-            ios_install_url: part(ActivationCode::ios_install_url),
-            android_install_url: part(ActivationCode::android_install_url),
-            qr_png: if include_qr_png {
-                qr_image(&activation_code)
-            } else {
-                Vec::new()
-            },
             activation_code,
-            request_id: request_id.to_string(),
-        }))
+            include_qr_png,
+            &request_id,
+        )))
     }
 
     async fn top_up_order(
@@ -154,7 +233,7 @@ impl OrderService for OrderApi {
         let outcome = self
             .idempotency
             .run(
-                "TopUpOrder",
+                TOP_UP_ORDER,
                 &query.request_id,
                 fingerprint,
                 wait,
@@ -175,7 +254,7 @@ impl OrderService for OrderApi {
             renew_period,
         } = outcome
         else {
-            return Err(mismatched_record("TopUpOrder").into());
+            return Err(mismatched_record(TOP_UP_ORDER).into());
         };
         Ok(Response::new(TopUpOrderResponse {
             order_code,
@@ -200,6 +279,43 @@ impl OrderService for OrderApi {
         }))
     }
 
+    async fn get_order_by_request_id(
+        &self,
+        request: Request<GetOrderByRequestIdRequest>,
+    ) -> Result<Response<GetOrderByRequestIdResponse>, Status> {
+        let RequestIdLookup { request_id } = parse(request.get_ref())?;
+        let outcome = self
+            .idempotency
+            .lookup(&[CREATE_ORDER, TOP_UP_ORDER], &request_id)
+            .await
+            .map_err(GatewayError::from)?;
+        let stored = match outcome {
+            Outcome::Created {
+                order_code,
+                iccid,
+                activation_code,
+            } => StoredResponse::CreateOrder(created_response(
+                order_code,
+                iccid,
+                activation_code,
+                false,
+                &request_id,
+            )),
+            Outcome::ToppedUp {
+                order_code,
+                renew_period,
+            } => StoredResponse::TopUpOrder(TopUpOrderResponse {
+                order_code,
+                renew_period,
+                request_id: request_id.to_string(),
+            }),
+        };
+        Ok(Response::new(GetOrderByRequestIdResponse {
+            outcome: Some(stored),
+            request_id: request_id.to_string(),
+        }))
+    }
+
     async fn switch_order(
         &self,
         request: Request<SwitchOrderRequest>,
@@ -212,5 +328,23 @@ impl OrderService for OrderApi {
         Ok(Response::new(SwitchOrderResponse {
             request_id: switch.request_id.to_string(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offered_quantity_passes_and_another_names_the_offered_ones() {
+        assert!(offered_quantity(4, &[3, 4]).is_ok());
+        let violation = offered_quantity(5, &[3, 4]).unwrap_err();
+        assert_eq!(violation.field, "order_quantity");
+        assert!(violation.description.ends_with("3, 4"), "{violation:?}");
+    }
+
+    #[test]
+    fn a_product_that_lists_no_quantities_leaves_it_to_mp() {
+        assert!(offered_quantity(7, &[]).is_ok());
     }
 }

@@ -10,9 +10,9 @@ use crate::alarms::AlarmId;
 use crate::domain::{CallbackUrl, FieldViolation, Iccid, OrderCode, Price, RequestId};
 use crate::mp::{Call, NewOrder, SwitchButton};
 use crate::proto::{
-    CreateOrderRequest, GetDailyTrafficRequest, GetOrderStatusRequest, GetProductRequest,
-    GetTrafficRequest, ListProductsRequest, RegisterCallbackRequest, SubscribeAlarmsRequest,
-    SwitchAction, SwitchOrderRequest, TopUpOrderRequest,
+    CreateOrderRequest, GetDailyTrafficRequest, GetOrderByRequestIdRequest, GetOrderStatusRequest,
+    GetProductRequest, GetTrafficRequest, ListProductsRequest, RegisterCallbackRequest,
+    SubscribeAlarmsRequest, SwitchAction, SwitchOrderRequest, TopUpOrderRequest,
 };
 
 /// The request id every request carries, parsed (generated when empty).
@@ -49,6 +49,7 @@ raw_request_id!(
     CreateOrderRequest,
     TopUpOrderRequest,
     GetOrderStatusRequest,
+    GetOrderByRequestIdRequest,
     SwitchOrderRequest,
     GetTrafficRequest,
     GetDailyTrafficRequest,
@@ -190,6 +191,31 @@ order_query_from!(
     GetTrafficRequest,
     GetDailyTrafficRequest
 );
+
+/// GetOrderByRequestId: the id of an earlier call, so it is required, never generated.
+pub(crate) struct RequestIdLookup {
+    pub request_id: RequestId,
+}
+
+impl TryFrom<&GetOrderByRequestIdRequest> for RequestIdLookup {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(req: &GetOrderByRequestIdRequest) -> Result<Self, Self::Error> {
+        let required = if req.request_id.is_empty() {
+            Err(FieldViolation::new(
+                "request_id",
+                "is required: the request_id the CreateOrder or TopUpOrder was sent with",
+            ))
+        } else {
+            RequestId::parse_or_generate(&req.request_id)
+        };
+        let mut checks = Checks::default();
+        match checks.field(required) {
+            Some(request_id) => Ok(Self { request_id }),
+            None => Err(checks.violations()),
+        }
+    }
+}
 
 /// SwitchOrder.
 pub(crate) struct SwitchRequest {
@@ -344,6 +370,7 @@ identified!(
     ProductQuery,
     OrderRequest,
     OrderQuery,
+    RequestIdLookup,
     SwitchRequest,
     CallbackRegistration,
     AlarmSubscription

@@ -191,6 +191,12 @@ fn idempotency_status(error: &IdempotencyError, message: String) -> Status {
                 ErrorDetails::with_error_info("OUTCOME_UNKNOWN", GATEWAY_DOMAIN, metadata);
             (Code::Aborted, details)
         }
+        IdempotencyError::NotFound(request_id) => {
+            let metadata = HashMap::from([("request_id".to_owned(), request_id.clone())]);
+            let details =
+                ErrorDetails::with_error_info("REQUEST_ID_NOT_FOUND", GATEWAY_DOMAIN, metadata);
+            (Code::NotFound, details)
+        }
         IdempotencyError::Store(_) => {
             let mut details = info("IDEMPOTENCY_STORE_UNAVAILABLE");
             details.set_retry_info(Some(RETRY_AFTER));

@@ -46,6 +46,14 @@ impl MemoryRecords {
         }
     }
 
+    pub(super) fn get(&self, key: &str) -> Option<Record> {
+        let now = Instant::now();
+        match self.records().by_key.get(key) {
+            Some((record, expires)) if *expires > now => Some(record.clone()),
+            _ => None,
+        }
+    }
+
     pub(super) fn put(&self, key: &str, record: &Record, ttl: Duration) {
         self.records()
             .by_key

@@ -74,6 +74,10 @@ pub enum IdempotencyError {
     OutcomeUnknown(String),
     #[error("the idempotency store is unavailable, so the request was not sent to MP: {0}")]
     Store(String),
+    #[error(
+        "no CreateOrder or TopUpOrder with request_id {0:?} is on record (never sent with that id, refused by MP, or older than the records are kept)"
+    )]
+    NotFound(String),
 }
 
 /// Stored state per request id.
@@ -187,6 +191,31 @@ impl Idempotency {
         }
     }
 
+    /// The stored outcome of the first `scopes` entry that has a record for
+    /// `request_id`, as a repeat of that call would get it, without running anything.
+    pub async fn lookup(
+        &self,
+        scopes: &[&'static str],
+        request_id: &RequestId,
+    ) -> Result<Outcome, IdempotencyError> {
+        for scope in scopes {
+            let key = format!("{scope}:{}", request_id.as_str());
+            let Some(record) = self.store.get(&key).await? else {
+                continue;
+            };
+            return match record.state {
+                State::Done { outcome } => Ok(outcome),
+                State::InProgress if !self.lease_expired(&record) => {
+                    Err(IdempotencyError::InProgress(request_id.to_string()))
+                }
+                State::InProgress | State::Unknown => {
+                    Err(IdempotencyError::OutcomeUnknown(request_id.to_string()))
+                }
+            };
+        }
+        Err(IdempotencyError::NotFound(request_id.to_string()))
+    }
+
     async fn run_claimed(
         &self,
         key: &str,
@@ -243,6 +272,13 @@ impl IdempotencyStore {
         match self {
             Self::Memory(store) => Ok(store.claim(key, record, ttl)),
             Self::Redis(store) => store.claim(key, record, ttl).await,
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Record>, IdempotencyError> {
+        match self {
+            Self::Memory(store) => Ok(store.get(key)),
+            Self::Redis(store) => store.get(key).await,
         }
     }
 

@@ -52,6 +52,17 @@ impl RedisRecords {
             .transpose()
     }
 
+    pub(super) async fn get(&self, key: &str) -> Result<Option<Record>, IdempotencyError> {
+        let existing: Option<String> = redis::cmd("GET")
+            .arg(self.key(key))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        existing
+            .map(|json| serde_json::from_str(&json).map_err(unavailable))
+            .transpose()
+    }
+
     pub(super) async fn put(
         &self,
         key: &str,

@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use mp_gateway::proto::{CreateOrderRequest, TopUpOrderRequest};
+use mp_gateway::config::RedisConfig;
+use mp_gateway::proto::get_order_by_request_id_response::Outcome as Stored;
+use mp_gateway::proto::{CreateOrderRequest, GetOrderByRequestIdRequest, TopUpOrderRequest};
 use mp_gateway::sandbox::Fault;
 use tonic::Code;
 
@@ -316,4 +318,155 @@ async fn a_redis_without_persistence_is_reported_and_one_with_it_is_not() {
         gauge_is(&with, "1")
     })
     .await;
+}
+
+fn lookup(request_id: &str) -> GetOrderByRequestIdRequest {
+    GetOrderByRequestIdRequest {
+        request_id: request_id.into(),
+    }
+}
+
+/// Both idempotency stores: in process, and the shared Redis.
+fn both_stores() -> [Option<RedisConfig>; 2] {
+    [None, Some(shared_redis())]
+}
+
+#[tokio::test]
+async fn an_order_is_found_by_its_request_id_without_calling_mp_again() {
+    for redis in both_stores() {
+        let with_redis = redis.is_some();
+        let (gateway, sandbox) = gateway().redis(redis).start().await;
+        let mut client = gateway.orders();
+        let mut request = order("look-me-up-1", 6);
+        request.include_qr_png = true;
+        let created = client.create_order(request).await.unwrap().into_inner();
+        let found = client
+            .get_order_by_request_id(lookup("look-me-up-1"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(found.request_id, "look-me-up-1");
+        let expected = mp_gateway::proto::CreateOrderResponse {
+            qr_png: Vec::new(),
+            ..created
+        };
+        assert!(
+            !expected.smdp_address.is_empty(),
+            "the LPA parts are filled"
+        );
+        assert_eq!(
+            found.outcome,
+            Some(Stored::CreateOrder(expected)),
+            "redis: {with_redis}"
+        );
+        assert_eq!(sandbox.calls("v2/activationCode"), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_top_up_is_found_by_its_request_id_without_calling_mp_again() {
+    for redis in both_stores() {
+        let (gateway, sandbox) = gateway().redis(redis).start().await;
+        let mut client = gateway.orders();
+        let code = client
+            .create_order(order("", 6))
+            .await
+            .unwrap()
+            .into_inner()
+            .order_code;
+        let top_up = TopUpOrderRequest {
+            request_id: "top-up-look-up-1".into(),
+            order_code: code,
+        };
+        let topped_up = client.top_up_order(top_up).await.unwrap().into_inner();
+        let found = client
+            .get_order_by_request_id(lookup("top-up-look-up-1"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(found.outcome, Some(Stored::TopUpOrder(topped_up)));
+        assert_eq!(found.request_id, "top-up-look-up-1");
+        assert_eq!(sandbox.calls("v2/topUp"), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_request_id_never_seen_is_not_found_with_error_info() {
+    use tonic_types::StatusExt;
+    for redis in both_stores() {
+        let (gateway, _sandbox) = gateway().redis(redis).start().await;
+        let status = gateway
+            .orders()
+            .get_order_by_request_id(lookup("never-sent-1"))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+        let info = status.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "REQUEST_ID_NOT_FOUND");
+        assert_eq!(info.domain, "mp-gateway");
+        assert_eq!(info.metadata["request_id"], "never-sent-1");
+    }
+}
+
+#[tokio::test]
+async fn looking_up_an_empty_request_id_is_invalid_rather_than_generated() {
+    let (gateway, _sandbox) = gateway().start().await;
+    let status = gateway
+        .orders()
+        .get_order_by_request_id(lookup(""))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["request_id"]);
+}
+
+#[tokio::test]
+async fn an_order_whose_outcome_is_unknown_is_looked_up_as_outcome_unknown() {
+    let mp = MpDouble::start(Reply::Drop).await;
+    for redis in both_stores() {
+        let gateway = gateway().redis(redis).start_against(&mp.base_url()).await;
+        let mut client = gateway.orders();
+        client
+            .create_order(order("maybe-lost-1", 6))
+            .await
+            .unwrap_err();
+        let status = client
+            .get_order_by_request_id(lookup("maybe-lost-1"))
+            .await
+            .unwrap_err();
+        assert_eq!(unknown_outcome_request_id(&status), "maybe-lost-1");
+    }
+}
+
+#[tokio::test]
+async fn an_order_still_running_is_looked_up_as_in_progress_with_retry_info() {
+    use tonic_types::StatusExt;
+    let (gateway, sandbox) = gateway().redis(Some(shared_redis())).start().await;
+    sandbox.set_fault(Some(Fault::Delay(Duration::from_millis(1500))));
+    let mut orders = gateway.orders();
+    let running = tokio::spawn(async move { orders.create_order(order("running-1", 6)).await });
+    let client = gateway.orders();
+    eventually(Duration::from_secs(1), "the order is claimed", || {
+        let mut client = client.clone();
+        async move {
+            client
+                .get_order_by_request_id(lookup("running-1"))
+                .await
+                .is_err_and(|status| status.code() != Code::NotFound)
+        }
+    })
+    .await;
+    let status = client
+        .clone()
+        .get_order_by_request_id(lookup("running-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Aborted);
+    assert_eq!(
+        error_reason(&status).as_deref(),
+        Some("REQUEST_IN_PROGRESS")
+    );
+    assert!(status.get_details_retry_info().is_some());
+    sandbox.set_fault(None);
+    running.await.unwrap().expect("the order goes through");
 }

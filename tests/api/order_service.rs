@@ -5,13 +5,14 @@ use mp_gateway::proto::{
     CreateOrderRequest, CreateOrderResponse, GetOrderStatusRequest, OrderStatus, SwitchAction,
     SwitchOrderRequest, TopUpOrderRequest,
 };
+use mp_gateway::sandbox::Fault;
 use tonic::Code;
 use tonic::transport::Channel;
 
 use serde_json::json;
 
 use crate::support::{
-    MpDouble, canned_mp, error_reason, gateway, gateway_with_sandbox, metric, order,
+    MpDouble, Reply, canned_mp, error_reason, gateway, gateway_with_sandbox, metric, order,
     violated_fields,
 };
 
@@ -167,13 +168,93 @@ async fn a_price_with_leading_zeros_is_refused_and_the_request_id_stays_usable()
 }
 
 #[tokio::test]
-async fn an_order_quantity_the_product_does_not_offer_is_a_failed_precondition() {
-    let (gateway, _sandbox) = gateway_with_sandbox().await;
+async fn an_order_quantity_the_product_does_not_offer_is_refused_naming_the_offered_ones_before_calling_mp()
+ {
+    use tonic_types::StatusExt;
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let status = gateway
+        .orders()
+        .create_order(CreateOrderRequest {
+            request_id: "quantity-5".into(),
+            product_id: 6,
+            order_quantity: Some(5),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let violations = status.get_details_bad_request().unwrap().field_violations;
+    assert_eq!(violations.len(), 1);
+    assert_eq!(violations[0].field, "order_quantity");
+    assert!(violations[0].description.contains("3, 4"), "{violations:?}");
+    assert_eq!(sandbox.calls("v2/activationCode"), 0);
+}
+
+#[tokio::test]
+async fn an_order_quantity_the_product_offers_still_orders() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    gateway
+        .orders()
+        .create_order(CreateOrderRequest {
+            product_id: 6,
+            order_quantity: Some(3),
+            ..Default::default()
+        })
+        .await
+        .expect("3 is one of product 6's order quantities");
+    assert_eq!(sandbox.calls("v2/activationCode"), 1);
+}
+
+#[tokio::test]
+async fn an_order_quantity_of_a_product_outside_the_catalogue_is_left_to_mp() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    let status = gateway
+        .orders()
+        .create_order(CreateOrderRequest {
+            product_id: 999,
+            order_quantity: Some(5),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_ne!(violated_fields(&status), ["order_quantity"], "{status:?}");
+    assert_eq!(sandbox.calls("v2/activationCode"), 1, "MP was asked");
+}
+
+#[tokio::test]
+async fn without_a_product_catalogue_the_order_quantity_is_left_to_mp() {
+    // The product list answers 404: no catalogue to check against.
+    let created = json!({"code": 200, "msg": "Success", "requestId": null, "data": {
+        "iccid": "8943108169999589689",
+        "qrCode": "LPA:1$smdp.example$MATCH",
+        "orderCode": "ORDER_1",
+    }});
+    let mp = MpDouble::start(Reply::ByPath(vec![("/activationCode", created)])).await;
+    let gateway = gateway().start_against(&mp.base_url()).await;
+    let order = gateway
+        .orders()
+        .create_order(CreateOrderRequest {
+            product_id: 6,
+            order_quantity: Some(5),
+            ..Default::default()
+        })
+        .await
+        .expect("the order is not failed for want of a catalogue")
+        .into_inner();
+    assert_eq!(order.order_code, "ORDER_1");
+}
+
+#[tokio::test]
+async fn mps_no_iccid_found_is_a_failed_precondition() {
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    sandbox.set_fault(Some(Fault::BusinessError {
+        code: 500,
+        msg: "No ICCID found".into(),
+    }));
     let status = gateway
         .orders()
         .create_order(CreateOrderRequest {
             product_id: 6,
-            order_quantity: Some(0),
             ..Default::default()
         })
         .await
