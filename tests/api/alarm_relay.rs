@@ -14,11 +14,12 @@ use serde_json::json;
 use tokio::time::timeout;
 use tonic::Code;
 use tonic::Streaming;
+use tonic_types::StatusExt;
 
 use crate::support::{
     ACCESS_KEY, OwnRedis, SHARED_REDIS, TestGateway, active_order, callback_body, closed_port,
-    config_for, eventually, gateway, http_client, post_callback, redis_connection, redis_xlen,
-    shared_redis, start_sandbox_with_traffic, unique_prefix,
+    config_for, error_reason, eventually, gateway, http_client, post_callback, redis_connection,
+    redis_xlen, shared_redis, start_sandbox_with_traffic, unique_prefix,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -466,10 +467,11 @@ async fn a_stalled_subscriber_neither_delays_a_healthy_one_nor_misses_alarms_sil
     assert!(delivered < 2000, "the stalled subscriber fell behind");
     assert_eq!(end.code(), Code::ResourceExhausted);
     assert!(end.message().contains("resume_after"), "{}", end.message());
+    assert_eq!(error_reason(&end).as_deref(), Some("SUBSCRIBER_TOO_SLOW"));
 }
 
 #[tokio::test]
-async fn shutdown_ends_open_alarm_streams_at_once_with_unavailable() {
+async fn shutdown_ends_open_alarm_streams_at_once_with_unavailable_shutting_down_and_retry_info() {
     // Long enough that "at once" and "after the grace period" cannot be confused.
     let (mut gateway, _sandbox) = gateway()
         .with(|config| config.shutdown_grace = Duration::from_secs(60))
@@ -482,6 +484,8 @@ async fn shutdown_ends_open_alarm_streams_at_once_with_unavailable() {
         .expect("the stream ends well within the grace period")
         .expect_err("the stream ends with a status");
     assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(error_reason(&status).as_deref(), Some("SHUTTING_DOWN"));
+    assert!(status.get_details_retry_info().is_some(), "RetryInfo");
     timeout(WAIT, stopping)
         .await
         .expect("the gateway stops without waiting out the grace period")
