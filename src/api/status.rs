@@ -26,6 +26,7 @@ pub mod reason {
     pub const MISSING_TOKEN: &str = "MISSING_TOKEN";
     pub const INVALID_TOKEN: &str = "INVALID_TOKEN";
     pub const RESUME_POINT_NOT_RETAINED: &str = "RESUME_POINT_NOT_RETAINED";
+    pub const RESUME_POINT_BEYOND_NEWEST: &str = "RESUME_POINT_BEYOND_NEWEST";
     pub const ALARM_LOG_UNAVAILABLE: &str = "ALARM_LOG_UNAVAILABLE";
     pub const SUBSCRIBER_TOO_SLOW: &str = "SUBSCRIBER_TOO_SLOW";
     pub const SHUTTING_DOWN: &str = "SHUTTING_DOWN";
@@ -116,6 +117,15 @@ impl From<GatewayError> for Status {
                 let metadata = HashMap::from([("resume_after".to_owned(), after.to_string())]);
                 let details = gateway_info(reason::RESUME_POINT_NOT_RETAINED, metadata);
                 Status::with_error_details(Code::OutOfRange, message, details)
+            }
+            GatewayError::AlarmLog(BusError::BeyondNewest(after)) => {
+                let metadata = HashMap::from([("resume_after".to_owned(), after.to_string())]);
+                let mut details = gateway_info(reason::RESUME_POINT_BEYOND_NEWEST, metadata);
+                details.add_bad_request_violation(
+                    "resume_after",
+                    "is later than the newest alarm: use the id of an alarm you received",
+                );
+                Status::with_error_details(Code::InvalidArgument, message, details)
             }
             GatewayError::AlarmLog(BusError::Unavailable(_)) => {
                 let details = gateway_retryable(reason::ALARM_LOG_UNAVAILABLE, HashMap::new());

@@ -19,7 +19,7 @@ use tonic_types::StatusExt;
 use crate::support::{
     ACCESS_KEY, OwnRedis, SHARED_REDIS, TestGateway, active_order, callback_body, closed_port,
     config_for, error_reason, eventually, gateway, http_client, post_callback, redis_connection,
-    redis_xlen, shared_redis, start_sandbox_with_traffic, unique_prefix,
+    redis_xlen, shared_redis, start_sandbox_with_traffic, unique_prefix, violated_fields,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -353,6 +353,65 @@ async fn resuming_after_an_alarm_no_longer_retained_is_out_of_range_in_process()
 #[tokio::test]
 async fn resuming_after_an_alarm_no_longer_retained_is_out_of_range_with_redis() {
     resume_from_a_lost_id_is_out_of_range(Some(shared_redis())).await;
+}
+
+/// An id one later than `id` (same millisecond, next sequence number).
+fn one_after(id: &str) -> String {
+    let (millis, seq) = id.split_once('-').expect("<millis>-<seq>");
+    format!(
+        "{millis}-{}",
+        seq.parse::<u64>().expect("numeric sequence") + 1
+    )
+}
+
+async fn resume_beyond_the_newest_alarm_is_invalid(redis: Option<RedisConfig>) {
+    let (gateway, _sandbox) = gateway_on(redis).await;
+    let resume = |resume_after: String| {
+        let mut client = gateway.alarms();
+        async move {
+            client
+                .subscribe_alarms(SubscribeAlarmsRequest {
+                    resume_after,
+                    ..Default::default()
+                })
+                .await
+                .err()
+        }
+    };
+    // An empty log: an id from the future cannot have been received.
+    let future = resume("99999999999999-0".into()).await.expect("refused");
+    assert_eq!(future.code(), Code::InvalidArgument, "{future:?}");
+    assert_eq!(violated_fields(&future), ["resume_after"]);
+
+    let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
+    let body = callback_body("ORDER_1", "53%", "r1");
+    assert_eq!(
+        post_callback(&http_client(), &gateway, "", &body).await,
+        200
+    );
+    let newest = next_alarm(&mut stream).await.id;
+
+    assert!(
+        resume(newest.clone()).await.is_none(),
+        "resuming after the newest alarm is fine"
+    );
+    let beyond = resume(one_after(&newest)).await.expect("refused");
+    assert_eq!(beyond.code(), Code::InvalidArgument, "{beyond:?}");
+    assert_eq!(violated_fields(&beyond), ["resume_after"]);
+    assert_eq!(
+        error_reason(&beyond).as_deref(),
+        Some("RESUME_POINT_BEYOND_NEWEST")
+    );
+}
+
+#[tokio::test]
+async fn resuming_after_an_id_beyond_the_newest_alarm_is_invalid_in_process() {
+    resume_beyond_the_newest_alarm_is_invalid(None).await;
+}
+
+#[tokio::test]
+async fn resuming_after_an_id_beyond_the_newest_alarm_is_invalid_with_redis() {
+    resume_beyond_the_newest_alarm_is_invalid(Some(shared_redis())).await;
 }
 
 #[tokio::test]
