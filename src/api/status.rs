@@ -439,6 +439,42 @@ mod tests {
         }
     }
 
+    /// The reason strings of `mod reason`, read from this file's source, so a
+    /// new constant cannot escape the check below.
+    fn reasons_in_source() -> Vec<&'static str> {
+        let source = include_str!("status.rs");
+        let start = source
+            .find("pub mod reason {")
+            .expect("status.rs has mod reason");
+        let end = start + source[start..].find("\n}\n").expect("mod reason ends");
+        source[start..end]
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("pub const "))
+            .filter_map(|line| line.split('"').nth(1))
+            .collect()
+    }
+
+    #[test]
+    fn every_reason_is_a_value_of_the_proto_error_reason_enum_and_back() {
+        use crate::proto::ErrorReason;
+        let reasons = reasons_in_source();
+        assert!(reasons.len() > 20, "found {reasons:?}");
+        for reason in &reasons {
+            assert!(
+                ErrorReason::from_str_name(&format!("ERROR_REASON_{reason}")).is_some(),
+                "{reason} is not in proto/linksfield/mp/v1/error_reason.proto"
+            );
+        }
+        let values = (1..).map_while(|n| ErrorReason::try_from(n).ok());
+        for value in values {
+            let name = value.as_str_name().trim_start_matches("ERROR_REASON_");
+            assert!(
+                reasons.contains(&name),
+                "ErrorReason {name} is never sent: add it to api::status::reason or remove it"
+            );
+        }
+    }
+
     #[test]
     fn bad_input_lists_every_field_violation() {
         use crate::domain::FieldViolation;
