@@ -11,9 +11,9 @@ pub enum GatewayError {
     /// The request is wrong; MP was not called.
     #[error("invalid request: {}", describe(.0))]
     InvalidArgument(Vec<FieldViolation>),
-    /// A record the gateway itself looked for does not exist.
-    #[error("{0}")]
-    NotFound(String),
+    /// The product the caller named is not in MP's catalogue.
+    #[error("product {0} is not in the catalogue")]
+    ProductNotFound(u64),
     /// MP failed or refused.
     #[error(transparent)]
     Mp(#[from] MpError),

@@ -9,7 +9,7 @@ use std::time::Instant;
 use tokio::sync::broadcast;
 
 use super::subscription::Subscription;
-use super::{Alarm, AlarmId, AlarmReport, BusConfig, BusError, Published};
+use super::{Alarm, AlarmId, AlarmReport, BusConfig, BusError, Published, check_resume_point};
 
 pub struct MemoryBus {
     log: Mutex<Log>,
@@ -82,6 +82,8 @@ impl MemoryBus {
         let replay = match resume_after {
             None => VecDeque::new(),
             Some(after) => {
+                let now = u64::try_from(crate::millis::now()).unwrap_or(0);
+                check_resume_point(after, log.last_id, now)?;
                 // The id must still be retained; otherwise alarms after it may be gone.
                 let position = log
                     .alarms

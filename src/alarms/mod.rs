@@ -75,6 +75,25 @@ pub enum Published {
     Duplicate,
 }
 
+/// Refuses a resume point later than the newest alarm in the log; with an
+/// empty log, one later than now (an empty log may have lost older alarms, so
+/// an id from the past is "no longer retained", not a mistake).
+fn check_resume_point(
+    after: AlarmId,
+    newest: Option<AlarmId>,
+    now_millis: u64,
+) -> Result<(), BusError> {
+    let beyond = match newest {
+        Some(newest) => after > newest,
+        None => after.millis > now_millis,
+    };
+    if beyond {
+        Err(BusError::BeyondNewest(after))
+    } else {
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     /// Some alarms after `resume_after` are no longer retained (or the id was never in the log).
@@ -82,6 +101,11 @@ pub enum BusError {
         "alarms after {0} are no longer retained; subscribe without resume_after to start from now"
     )]
     OutOfRange(AlarmId),
+    /// `resume_after` is later than any alarm the log has given out: not an id a subscriber received.
+    #[error(
+        "resume_after {0} is later than the newest alarm; set it to the id of an alarm you received"
+    )]
+    BeyondNewest(AlarmId),
     /// The shared log cannot be reached.
     #[error("the alarm log is unavailable: {0}")]
     Unavailable(String),

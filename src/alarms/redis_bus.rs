@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::subscription::Subscription;
-use super::{Alarm, AlarmId, AlarmReport, BusConfig, BusError, Published};
+use super::{Alarm, AlarmId, AlarmReport, BusConfig, BusError, Published, check_resume_point};
 use crate::redis::Redis;
 
 /// How long one XREAD blocks; the reader's connection waits a little longer.
@@ -132,6 +132,18 @@ impl RedisBus {
 
     async fn replay_after(&self, after: AlarmId) -> Result<VecDeque<Arc<Alarm>>, BusError> {
         let mut conn = self.conn.clone();
+        let newest: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(&self.stream_key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let newest = newest.ids.first().and_then(|entry| entry.id.parse().ok());
+        let now = u64::try_from(crate::millis::now()).unwrap_or(0);
+        check_resume_point(after, newest, now)?;
         // The resume id must still be in the stream; if it was trimmed (or the
         // stream was lost with Redis), alarms after it may be gone too.
         let anchor: StreamRangeReply = redis::cmd("XRANGE")

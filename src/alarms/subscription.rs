@@ -13,7 +13,10 @@ pub enum SubscriptionEnd {
     /// The subscriber fell more than the buffer behind; `last` is the last alarm it was given.
     #[error("subscriber fell behind the relay's buffer")]
     Lagged { last: Option<AlarmId> },
-    /// The bus is shutting down.
+    /// The gateway is shutting down.
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+    /// The bus stopped relaying (it was dropped).
     #[error("alarm bus closed")]
     Closed,
 }

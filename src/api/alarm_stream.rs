@@ -79,7 +79,7 @@ pub fn alarm_stream(
         }
         loop {
             let next = tokio::select! {
-                () = shutdown_requested(&mut state.shutdown) => Err(SubscriptionEnd::Closed),
+                () = shutdown_requested(&mut state.shutdown) => Err(SubscriptionEnd::ShuttingDown),
                 next = state.subscription.next() => next,
             };
             let item = match next {

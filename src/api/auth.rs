@@ -8,8 +8,9 @@ use futures::future::{Either, Ready, ready};
 use http::{Request, Response};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
-use tonic::Status;
 use tower::{Layer, Service};
+
+use super::status::{AuthFailure, unauthenticated};
 
 /// Accepts `authorization: Bearer <token>` for any of `tokens`; with no tokens, everything.
 #[derive(Clone, Default)]
@@ -43,20 +44,27 @@ pub struct BearerAuth<S> {
 }
 
 impl<S> BearerAuth<S> {
-    fn allows<B>(&self, request: &Request<B>) -> bool {
+    fn check<B>(&self, request: &Request<B>) -> Result<(), AuthFailure> {
         if self.tokens.is_empty() || super::is_infrastructure(request.uri().path()) {
-            return true;
+            return Ok(());
         }
-        let presented = request
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
+        let Some(header) = request.headers().get(http::header::AUTHORIZATION) else {
+            return Err(AuthFailure::Missing);
+        };
+        let presented = header
+            .to_str()
+            .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
             .unwrap_or("");
         // Compare with every token, without stopping early, so timing tells nothing.
-        self.tokens.iter().fold(false, |found, token| {
+        let known = self.tokens.iter().fold(false, |found, token| {
             found | bool::from(presented.as_bytes().ct_eq(token.expose_secret().as_bytes()))
-        })
+        });
+        if known {
+            Ok(())
+        } else {
+            Err(AuthFailure::Invalid)
+        }
     }
 }
 
@@ -74,13 +82,9 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        if self.allows(&request) {
-            Either::Left(self.inner.call(request))
-        } else {
-            let status = Status::unauthenticated(
-                "missing or unknown bearer token: send `authorization: Bearer <token>` with one of GRPC_AUTH_TOKENS",
-            );
-            Either::Right(ready(Ok(status.into_http())))
+        match self.check(&request) {
+            Ok(()) => Either::Left(self.inner.call(request)),
+            Err(failure) => Either::Right(ready(Ok(unauthenticated(failure).into_http()))),
         }
     }
 }

@@ -60,9 +60,7 @@ impl ProductService for ProductApi {
             .iter()
             .find(|p| p.product_id == product_id)
             .cloned()
-            .ok_or_else(|| {
-                GatewayError::NotFound(format!("product {product_id} is not in the catalogue"))
-            })?;
+            .ok_or(GatewayError::ProductNotFound(product_id))?;
         Ok(Response::new(GetProductResponse {
             product: Some(product),
             request_id: query.request_id.to_string(),

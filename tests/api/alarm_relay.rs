@@ -16,11 +16,12 @@ use tokio::time::timeout;
 use tonic::Code;
 use tonic::Streaming;
 use tonic::transport::Channel;
+use tonic_types::StatusExt;
 
 use crate::support::{
     ACCESS_KEY, OwnRedis, SHARED_REDIS, TestGateway, active_order, callback_body, closed_port,
-    config_for, eventually, gateway, http_client, post_callback, redis_connection, redis_xlen,
-    shared_redis, start_sandbox_with_traffic, unique_prefix,
+    config_for, error_reason, eventually, gateway, http_client, post_callback, redis_connection,
+    redis_xlen, shared_redis, start_sandbox_with_traffic, unique_prefix, violated_fields,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -388,6 +389,65 @@ async fn resuming_after_an_alarm_no_longer_retained_is_out_of_range_with_redis()
     resume_from_a_lost_id_is_out_of_range(Some(shared_redis())).await;
 }
 
+/// An id one later than `id` (same millisecond, next sequence number).
+fn one_after(id: &str) -> String {
+    let (millis, seq) = id.split_once('-').expect("<millis>-<seq>");
+    format!(
+        "{millis}-{}",
+        seq.parse::<u64>().expect("numeric sequence") + 1
+    )
+}
+
+async fn resume_beyond_the_newest_alarm_is_invalid(redis: Option<RedisConfig>) {
+    let (gateway, _sandbox) = gateway_on(redis).await;
+    let resume = |resume_after: String| {
+        let mut client = gateway.alarms();
+        async move {
+            client
+                .subscribe_alarms(SubscribeAlarmsRequest {
+                    resume_after,
+                    ..Default::default()
+                })
+                .await
+                .err()
+        }
+    };
+    // An empty log: an id from the future cannot have been received.
+    let future = resume("99999999999999-0".into()).await.expect("refused");
+    assert_eq!(future.code(), Code::InvalidArgument, "{future:?}");
+    assert_eq!(violated_fields(&future), ["resume_after"]);
+
+    let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
+    let body = callback_body("ORDER_1", "53%", "r1");
+    assert_eq!(
+        post_callback(&http_client(), &gateway, "", &body).await,
+        200
+    );
+    let newest = next_alarm(&mut stream).await.id;
+
+    assert!(
+        resume(newest.clone()).await.is_none(),
+        "resuming after the newest alarm is fine"
+    );
+    let beyond = resume(one_after(&newest)).await.expect("refused");
+    assert_eq!(beyond.code(), Code::InvalidArgument, "{beyond:?}");
+    assert_eq!(violated_fields(&beyond), ["resume_after"]);
+    assert_eq!(
+        error_reason(&beyond).as_deref(),
+        Some("RESUME_POINT_BEYOND_NEWEST")
+    );
+}
+
+#[tokio::test]
+async fn resuming_after_an_id_beyond_the_newest_alarm_is_invalid_in_process() {
+    resume_beyond_the_newest_alarm_is_invalid(None).await;
+}
+
+#[tokio::test]
+async fn resuming_after_an_id_beyond_the_newest_alarm_is_invalid_with_redis() {
+    resume_beyond_the_newest_alarm_is_invalid(Some(shared_redis())).await;
+}
+
 #[tokio::test]
 async fn a_callback_mp_sends_twice_is_delivered_once() {
     let redis = shared_redis();
@@ -512,10 +572,11 @@ async fn a_stalled_subscriber_neither_delays_a_healthy_one_nor_misses_alarms_sil
     assert!(delivered < 2000, "the stalled subscriber fell behind");
     assert_eq!(end.code(), Code::ResourceExhausted);
     assert!(end.message().contains("resume_after"), "{}", end.message());
+    assert_eq!(error_reason(&end).as_deref(), Some("SUBSCRIBER_TOO_SLOW"));
 }
 
 #[tokio::test]
-async fn shutdown_ends_open_alarm_streams_at_once_with_unavailable() {
+async fn shutdown_ends_open_alarm_streams_at_once_with_unavailable_shutting_down_and_retry_info() {
     // Long enough that "at once" and "after the grace period" cannot be confused.
     let (mut gateway, _sandbox) = gateway()
         .with(|config| config.shutdown_grace = Duration::from_secs(60))
@@ -528,6 +589,8 @@ async fn shutdown_ends_open_alarm_streams_at_once_with_unavailable() {
         .expect("the stream ends well within the grace period")
         .expect_err("the stream ends with a status");
     assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(error_reason(&status).as_deref(), Some("SHUTTING_DOWN"));
+    assert!(status.get_details_retry_info().is_some(), "RetryInfo");
     timeout(WAIT, stopping)
         .await
         .expect("the gateway stops without waiting out the grace period")

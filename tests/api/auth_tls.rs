@@ -11,7 +11,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::support::{TestGateway, gateway, gateway_binary};
+use crate::support::{TestGateway, error_reason, gateway, gateway_binary};
 
 fn list_with_token(token: Option<&str>) -> tonic::Request<ListProductsRequest> {
     crate::support::with_token(ListProductsRequest::default(), token)
@@ -30,11 +30,20 @@ async fn calls_need_one_of_the_configured_bearer_tokens_but_health_does_not() {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated);
+    assert_eq!(error_reason(&missing).as_deref(), Some("MISSING_TOKEN"));
     let wrong = products
         .list_products(list_with_token(Some("team-c-token")))
         .await
         .unwrap_err();
     assert_eq!(wrong.code(), Code::Unauthenticated);
+    assert_eq!(error_reason(&wrong).as_deref(), Some("INVALID_TOKEN"));
+    for refused in [&missing, &wrong] {
+        assert!(
+            !refused.message().contains("GRPC_AUTH_TOKENS"),
+            "the message names no server setting: {}",
+            refused.message()
+        );
+    }
     assert_eq!(sandbox.total_requests(), 0, "refused calls never reach MP");
 
     for token in ["team-a-token", "team-b-token"] {

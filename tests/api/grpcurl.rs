@@ -125,9 +125,14 @@ async fn grpcurl_lists_and_calls_every_service_through_reflection() {
     assert!(!refused.status.success());
     let error: Value = serde_json::from_slice(&refused.stderr).expect("JSON error on stderr");
     assert_eq!(error["code"], 3, "INVALID_ARGUMENT");
-    assert_eq!(
-        error["details"][0]["@type"],
-        "type.googleapis.com/google.rpc.BadRequest"
-    );
-    assert_eq!(error["details"][0]["fieldViolations"][0]["field"], "iccid");
+    let detail = |kind: &str| {
+        let details = error["details"].as_array().expect("details");
+        details
+            .iter()
+            .find(|d| d["@type"] == format!("type.googleapis.com/google.rpc.{kind}"))
+            .unwrap_or_else(|| panic!("a {kind} detail in {details:?}"))
+            .clone()
+    };
+    assert_eq!(detail("BadRequest")["fieldViolations"][0]["field"], "iccid");
+    assert_eq!(detail("ErrorInfo")["reason"], "INVALID_REQUEST");
 }

@@ -3,11 +3,12 @@
 use serde_json::json;
 
 use crate::support::{
-    canned_mp, gateway, gateway_with_sandbox, get_product, list_products, listed_ids, metric,
-    violated_fields,
+    canned_mp, error_reason, gateway, gateway_with_sandbox, get_product, list_products, listed_ids,
+    metric, violated_fields,
 };
 use mp_gateway::proto::{GetProductRequest, ListProductsRequest};
 use tonic::Code;
+use tonic_types::StatusExt;
 
 #[tokio::test]
 async fn list_products_returns_the_mp_catalogue_with_parsed_quantities() {
@@ -99,11 +100,15 @@ async fn get_product_returns_the_product_with_that_id() {
 }
 
 #[tokio::test]
-async fn get_product_of_an_unknown_id_is_not_found() {
+async fn get_product_of_an_unknown_id_is_not_found_with_reason_product_not_found() {
     let (gateway, _sandbox) = gateway_with_sandbox().await;
     let status = get_product(&mut gateway.products(), 999).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert!(status.message().contains("999"));
+    assert_eq!(error_reason(&status).as_deref(), Some("PRODUCT_NOT_FOUND"));
+    let info = status.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.domain, "mp-gateway");
+    assert_eq!(info.metadata["product_id"], "999");
 }
 
 #[tokio::test]
