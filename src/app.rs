@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::Server;
-use tonic::transport::server::{Router, TcpIncoming};
+use tonic::transport::server::Router;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::layer::util::{Identity as NoLayer, Stack};
@@ -30,6 +30,7 @@ use crate::config::{
 use crate::domain::CallbackUrl;
 use crate::http::{self, Readiness};
 use crate::idempotency::{Idempotency, IdempotencyConfig};
+use crate::listeners::{self, ListenerLimits};
 use crate::mp::{MpClient, MpClientConfig, MpClock, MpError};
 use crate::proto::alarm_service_server::AlarmServiceServer;
 use crate::proto::order_service_server::OrderServiceServer;
@@ -94,6 +95,7 @@ pub struct Application {
     stop: watch::Sender<bool>,
     sandbox: Option<Sandbox>,
     shutdown_grace: Duration,
+    listener_limits: ListenerLimits,
 }
 
 impl Application {
@@ -224,6 +226,7 @@ impl Application {
             stop,
             sandbox,
             shutdown_grace: config.shutdown_grace,
+            listener_limits: config.listener_limits,
         })
     }
 
@@ -263,23 +266,26 @@ impl Application {
         let wait_stop = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let incoming = TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true));
+        let limits = self.listener_limits;
+        let incoming = listeners::grpc_incoming(self.grpc_listener, limits.grpc_preface_timeout);
         let mut grpc = tokio::spawn(
             self.grpc
                 .serve_with_incoming_shutdown(incoming, wait_stop(stopped.clone())),
         );
-        let mut http = tokio::spawn(
-            axum::serve(self.http_listener, self.http)
-                .with_graceful_shutdown(wait_stop(stopped.clone()))
-                .into_future(),
-        );
+        let mut http = tokio::spawn(listeners::serve_http(
+            self.http_listener,
+            self.http,
+            limits,
+            wait_stop(stopped.clone()),
+        ));
         // Scrapes are short; at shutdown the server just stops with the rest.
         let metrics = self.metrics_server.map(|(listener, router)| {
-            tokio::spawn(
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(wait_stop(stopped))
-                    .into_future(),
-            )
+            tokio::spawn(listeners::serve_http(
+                listener,
+                router,
+                limits,
+                wait_stop(stopped),
+            ))
         });
         self.readiness.set(true);
         tracing::info!("mp-gateway is serving");
@@ -336,6 +342,7 @@ fn describe_metrics() {
     crate::alarms::metrics::describe();
     crate::idempotency::metrics::describe();
     crate::redis::describe();
+    listeners::describe();
 }
 
 /// Every method the gRPC server has: ours, health and reflection.

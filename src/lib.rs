@@ -18,6 +18,7 @@ pub mod domain;
 pub(crate) mod error;
 pub(crate) mod http;
 pub(crate) mod idempotency;
+pub mod listeners;
 mod millis;
 pub mod mp;
 pub mod redis;

@@ -71,6 +71,7 @@ const PLAIN_VARIABLES: &[&str] = &[
     "ALARM_SUBSCRIBER_BUFFER",
     "GRPC_AUTH",
     "METRICS_ADDR",
+    "HTTP_MAX_CONNECTIONS",
 ];
 
 /// Values that make the chart set every variable of the contract.

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::alarms::BusConfig;
 use crate::domain::CallbackUrl;
+use crate::listeners::ListenerLimits;
 use crate::mp::MpLimits;
 
 impl Config {
@@ -63,6 +64,15 @@ impl Config {
             grpc_auth_tokens: tokens(s.grpc_auth_tokens.as_deref())?,
             grpc_auth_off: grpc_auth_off(s)?,
             metrics_addr: metrics_addr(s.metrics_addr.as_ref())?,
+            listener_limits: ListenerLimits {
+                http_max_connections: parse_positive(
+                    "HTTP_MAX_CONNECTIONS",
+                    s.http_max_connections.as_deref(),
+                    DEFAULT_HTTP_MAX_CONNECTIONS,
+                )?,
+                http_header_read_timeout: HTTP_HEADER_READ_TIMEOUT,
+                grpc_preface_timeout: GRPC_PREFACE_TIMEOUT,
+            },
             grpc_tls: tls_files(s)?,
             product_cache: product_cache(s)?,
         })

@@ -31,6 +31,13 @@ pub const DEFAULT_PRODUCT_CACHE_TTL_SECS: u64 = 300;
 pub const DEFAULT_PRODUCT_CACHE_MAX_STALE_SECS: u64 = 3600;
 /// `GRPC_AUTH`: tokens are checked when `GRPC_AUTH_TOKENS` names some.
 pub const DEFAULT_GRPC_AUTH: &str = "on";
+/// `HTTP_MAX_CONNECTIONS`: far more than MP, probes and a scraper need, far
+/// fewer than a process's usual file-descriptor limit.
+pub const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 512;
+/// Time for an HTTP request head to arrive (and for an idle keep-alive connection).
+pub const HTTP_HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Time for a gRPC connection's first bytes (HTTP/2 preface or TLS hello).
+pub const GRPC_PREFACE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// `LOG_FORMAT`.
 pub const DEFAULT_LOG_FORMAT: &str = "json";
 

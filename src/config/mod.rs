@@ -22,6 +22,7 @@ use url::Url;
 
 use crate::alarms::BusConfig;
 use crate::domain::CallbackUrl;
+use crate::listeners::ListenerLimits;
 use crate::mp::MpLimits;
 
 pub use cli::{Cli, Command};
@@ -74,6 +75,8 @@ pub struct Config {
     pub grpc_auth_tokens: Vec<SecretString>,
     /// `GRPC_AUTH=off`: no tokens, and that is intended (logged, not warned).
     pub grpc_auth_off: bool,
+    /// Connection budgets and timeouts of the two listeners.
+    pub listener_limits: ListenerLimits,
     /// Set: /metrics is served there, not on `http_addr`.
     pub metrics_addr: Option<SocketAddr>,
     /// Unset: plaintext gRPC.

@@ -6,9 +6,10 @@ use clap::Args;
 use super::defaults::{
     DEFAULT_ALARM_DEDUP_WINDOW_SECS, DEFAULT_ALARM_RETENTION, DEFAULT_ALARM_SUBSCRIBER_BUFFER,
     DEFAULT_GRPC_ADDR, DEFAULT_GRPC_CONCURRENCY_LIMIT_PER_CONNECTION, DEFAULT_HTTP_ADDR,
-    DEFAULT_IDEMPOTENCY_TTL_SECS, DEFAULT_LOG_FORMAT, DEFAULT_MP_MAX_CONCURRENCY,
-    DEFAULT_MP_TIME_ZONE, DEFAULT_MP_TIMEOUT_MS, DEFAULT_PRODUCT_CACHE_MAX_STALE_SECS,
-    DEFAULT_PRODUCT_CACHE_TTL_SECS, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_SHUTDOWN_GRACE_SECS,
+    DEFAULT_HTTP_MAX_CONNECTIONS, DEFAULT_IDEMPOTENCY_TTL_SECS, DEFAULT_LOG_FORMAT,
+    DEFAULT_MP_MAX_CONCURRENCY, DEFAULT_MP_TIME_ZONE, DEFAULT_MP_TIMEOUT_MS,
+    DEFAULT_PRODUCT_CACHE_MAX_STALE_SECS, DEFAULT_PRODUCT_CACHE_TTL_SECS, DEFAULT_REDIS_KEY_PREFIX,
+    DEFAULT_SHUTDOWN_GRACE_SECS,
 };
 
 /// Raw settings, as given by flags or env; [`Config::from_settings`] checks them.
@@ -71,6 +72,8 @@ pub struct Settings {
     /// may be set then); `on` needs nothing else [default: on].
     #[arg(long, env = "GRPC_AUTH")]
     pub grpc_auth: Option<String>,
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", help = format!("Most connections open at once on HTTP_ADDR; the excess is closed at once. [default: {DEFAULT_HTTP_MAX_CONNECTIONS}]"))]
+    pub http_max_connections: Option<String>,
     /// Serve /metrics here instead of on HTTP_ADDR (it is unauthenticated), e.g. 127.0.0.1:9090.
     #[arg(long, env = "METRICS_ADDR")]
     pub metrics_addr: Option<String>,

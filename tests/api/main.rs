@@ -8,6 +8,7 @@ mod support;
 mod alarm_relay;
 mod alarm_service;
 mod auth_tls;
+mod connection_limits;
 mod grpcurl;
 mod idempotency;
 mod lifecycle;

@@ -8,6 +8,7 @@ use chrono::FixedOffset;
 use mp_gateway::alarms::BusConfig;
 use mp_gateway::app::{Application, StartError};
 use mp_gateway::config::{Config, LogFormat, ProductCacheConfig, RedisConfig, Upstream};
+use mp_gateway::listeners::ListenerLimits;
 use mp_gateway::mp::MpLimits;
 use mp_gateway::proto::alarm_service_client::AlarmServiceClient;
 use mp_gateway::proto::order_service_client::OrderServiceClient;
@@ -72,6 +73,11 @@ pub fn config_for(base_url: &str) -> Config {
         grpc_auth_tokens: Vec::new(),
         grpc_auth_off: false,
         metrics_addr: None,
+        listener_limits: ListenerLimits {
+            http_max_connections: 64,
+            http_header_read_timeout: Duration::from_secs(10),
+            grpc_preface_timeout: Duration::from_secs(10),
+        },
         grpc_tls: None,
         product_cache: ProductCacheConfig::default(),
     }
