@@ -193,7 +193,7 @@ impl Application {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             // Outermost, so calls that auth refuses are counted and logged too.
-            .layer(ObserveLayer::new(served_methods()))
+            .layer(ObserveLayer::new(served_methods(), config.access_log))
             .layer(BearerAuthLayer::new(config.grpc_auth_tokens.clone()))
             .add_service(health_service)
             .add_service(reflection().build_v1()?)

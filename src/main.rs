@@ -78,6 +78,7 @@ async fn run_sandbox(port: u16, config: SandboxConfig) -> ExitCode {
     tracing::info!(base_url = %sandbox.base_url(), %access_key, "MP sandbox running");
     shutdown_signal().await;
     sandbox.shutdown().await;
+    telemetry::shutdown().await;
     ExitCode::SUCCESS
 }
 

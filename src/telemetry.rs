@@ -4,7 +4,7 @@
 //! over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 //! Metrics: the `metrics` facade, rendered as Prometheus text on `/metrics`.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -18,6 +18,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 use tonic::transport::ClientTlsConfig;
 use tracing::Level;
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
@@ -39,6 +40,9 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The tracer provider of the installed subscriber, flushed by [`shutdown`].
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
+/// The log writer's thread; [`shutdown`] drops it, which writes what is buffered.
+static LOG_WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
+
 /// Installs the global subscriber: log lines filtered by `RUST_LOG`, and
 /// OpenTelemetry spans (the gateway's own, at INFO and above, whatever
 /// `RUST_LOG` says, so trace context always flows) exported to
@@ -47,9 +51,15 @@ static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 /// Must run inside the Tokio runtime: the exporter's batches are sent from a task.
 pub fn init(format: LogFormat, otlp_endpoint: Option<&Url>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Lines are written by a thread of their own, so a slow stdout never
+    // stalls a call; when its buffer is full, writers wait (no line is lost).
+    let (stdout, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stdout());
     let logs = match format {
         // The enclosing spans (root first) carry the call's fields, e.g. request_id.
         LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(stdout)
             .json()
             .flatten_event(true)
             .with_current_span(false)
@@ -57,6 +67,7 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&Url>) {
             .with_filter(filter)
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(stdout)
             .pretty()
             .with_filter(filter)
             .boxed(),
@@ -74,6 +85,7 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&Url>) {
         return;
     }
     let _ = PROVIDER.set(provider);
+    *LOG_WRITER.lock().unwrap_or_else(PoisonError::into_inner) = Some(guard);
     match (otlp_endpoint, export_error) {
         (_, Some(error)) => {
             tracing::warn!(%error, "cannot export traces to OTEL_EXPORTER_OTLP_ENDPOINT; spans stay local")
@@ -125,8 +137,19 @@ fn resource() -> Resource {
     }
 }
 
-/// Sends the spans still buffered to the collector (bounded by [`FLUSH_TIMEOUT`]).
+/// Sends the spans still buffered to the collector (bounded by [`FLUSH_TIMEOUT`]),
+/// then writes the last log lines.
 pub async fn shutdown() {
+    flush_spans().await;
+    drop(
+        LOG_WRITER
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(),
+    );
+}
+
+async fn flush_spans() {
     let Some(provider) = PROVIDER.get().cloned() else {
         return;
     };

@@ -72,6 +72,7 @@ const PLAIN_VARIABLES: &[&str] = &[
     "GRPC_AUTH",
     "METRICS_ADDR",
     "HTTP_MAX_CONNECTIONS",
+    "ACCESS_LOG",
 ];
 
 /// Values that make the chart set every variable of the contract.

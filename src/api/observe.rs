@@ -8,7 +8,7 @@
 //! the body's trailers, so the response body is wrapped to read it; a body
 //! dropped before its end is a call the client cancelled.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -31,6 +31,10 @@ use crate::domain::RequestId;
 
 pub const REQUESTS: &str = "mp_gateway_grpc_requests_total";
 pub const DURATION: &str = "mp_gateway_grpc_request_duration_seconds";
+
+/// A unary call at least this long gets a WARN `rpc finished` line even
+/// without the access log.
+pub const SLOW_CALL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The `method` label of calls to methods the gateway does not serve, so
 /// that made-up paths cannot create series without end.
@@ -72,16 +76,16 @@ pub fn record_request_id(id: &RequestId) {
     });
 }
 
-/// The methods the server has, as `package.Service/Method`, each made once
-/// so that labelling a call only clones an `Arc`.
+/// The methods the server has, as `package.Service/Method` (each made once,
+/// so that labelling a call only clones an `Arc`), and whether each is unary.
 #[derive(Debug, Clone, Default)]
-pub struct KnownMethods(Arc<HashSet<Arc<str>>>);
+pub struct KnownMethods(Arc<HashMap<Arc<str>, bool>>);
 
 impl KnownMethods {
     /// Every method of every service in these encoded `FileDescriptorSet`s
     /// (an undecodable set adds nothing).
     pub fn from_descriptor_sets(sets: &[&[u8]]) -> Self {
-        let mut methods = HashSet::new();
+        let mut methods = HashMap::new();
         for set in sets {
             let Ok(set) = prost_types::FileDescriptorSet::decode(*set) else {
                 continue;
@@ -91,13 +95,14 @@ impl KnownMethods {
                 for service in file.service {
                     let service_name = service.name.unwrap_or_default();
                     for method in service.method {
+                        let unary = !method.client_streaming() && !method.server_streaming();
                         let method = method.name.unwrap_or_default();
                         let name = if package.is_empty() {
                             format!("{service_name}/{method}")
                         } else {
                             format!("{package}.{service_name}/{method}")
                         };
-                        methods.insert(Arc::from(name));
+                        methods.insert(Arc::from(name), unary);
                     }
                 }
             }
@@ -105,13 +110,14 @@ impl KnownMethods {
         Self(Arc::new(methods))
     }
 
-    /// The `method` label for a request path like `/pkg.Service/Method`.
-    fn label(&self, path: &str) -> Arc<str> {
+    /// The `method` label for a request path like `/pkg.Service/Method`,
+    /// and whether the method is unary.
+    fn label(&self, path: &str) -> (Arc<str>, bool) {
         let method = path.strip_prefix('/').unwrap_or(path);
         self.0
-            .get(method)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(UNKNOWN_METHOD))
+            .get_key_value(method)
+            .map(|(name, unary)| (name.clone(), *unary))
+            .unwrap_or_else(|| (Arc::from(UNKNOWN_METHOD), true))
     }
 }
 
@@ -119,11 +125,17 @@ impl KnownMethods {
 #[derive(Debug, Clone)]
 pub struct ObserveLayer {
     methods: KnownMethods,
+    access_log: bool,
 }
 
 impl ObserveLayer {
-    pub fn new(methods: KnownMethods) -> Self {
-        Self { methods }
+    /// `access_log`: an INFO `rpc finished` line for every call; without it,
+    /// only failed (server-side) and slow unary calls get one, at WARN.
+    pub fn new(methods: KnownMethods, access_log: bool) -> Self {
+        Self {
+            methods,
+            access_log,
+        }
     }
 }
 
@@ -134,6 +146,7 @@ impl<S> Layer<S> for ObserveLayer {
         Observe {
             inner,
             methods: self.methods.clone(),
+            access_log: self.access_log,
         }
     }
 }
@@ -142,6 +155,7 @@ impl<S> Layer<S> for ObserveLayer {
 pub struct Observe<S> {
     inner: S,
     methods: KnownMethods,
+    access_log: bool,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Observe<S>
@@ -161,7 +175,7 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let rpc = Rpc::start(&request, &self.methods);
+        let rpc = Rpc::start(&request, &self.methods, self.access_log);
         let note = rpc.note.clone();
         let span = rpc.note.span.clone();
         let response = span.in_scope(|| self.inner.call(request));
@@ -183,16 +197,20 @@ where
 /// or as CANCELLED if it is dropped before the status was seen.
 struct Rpc {
     method: Arc<str>,
+    /// Health and reflection: never more than DEBUG.
     quiet: bool,
+    /// A streaming call's life is no measure of slowness.
+    unary: bool,
+    access_log: bool,
     started: Instant,
     note: Arc<Note>,
     finished: bool,
 }
 
 impl Rpc {
-    fn start<B>(request: &Request<B>, methods: &KnownMethods) -> Self {
+    fn start<B>(request: &Request<B>, methods: &KnownMethods, access_log: bool) -> Self {
         let path = request.uri().path();
-        let method = methods.label(path);
+        let (method, unary) = methods.label(path);
         let span = tracing::info_span!(
             "rpc",
             otel.name = %method,
@@ -207,6 +225,8 @@ impl Rpc {
         let _ = span.set_parent(crate::telemetry::remote_context(request.headers()));
         Self {
             quiet: super::is_infrastructure(path),
+            unary,
+            access_log,
             method,
             started: Instant::now(),
             note: Arc::new(Note {
@@ -275,10 +295,15 @@ impl Rpc {
                 )
             };
         }
+        let slow = self.unary && elapsed >= SLOW_CALL;
         if self.quiet {
             rpc_finished!(debug);
-        } else {
+        } else if is_server_error(code) || slow {
+            rpc_finished!(warn);
+        } else if self.access_log {
             rpc_finished!(info);
+        } else {
+            rpc_finished!(debug);
         }
     }
 }
@@ -388,24 +413,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_served_methods_get_their_own_label() {
+    fn only_served_methods_get_their_own_label_and_streams_are_known() {
         let methods = KnownMethods::from_descriptor_sets(&[
             crate::proto::FILE_DESCRIPTOR_SET,
             tonic_health::pb::FILE_DESCRIPTOR_SET,
         ]);
+        let label = |path| {
+            let (name, unary) = methods.label(path);
+            (name.to_string(), unary)
+        };
+        let served = |name: &str, unary| (name.to_owned(), unary);
         assert_eq!(
-            &*methods.label("/linksfield.mp.v1.OrderService/CreateOrder"),
-            "linksfield.mp.v1.OrderService/CreateOrder"
+            label("/linksfield.mp.v1.OrderService/CreateOrder"),
+            served("linksfield.mp.v1.OrderService/CreateOrder", true)
         );
         assert_eq!(
-            &*methods.label("/grpc.health.v1.Health/Check"),
-            "grpc.health.v1.Health/Check"
+            label("/linksfield.mp.v1.AlarmService/SubscribeAlarms"),
+            served("linksfield.mp.v1.AlarmService/SubscribeAlarms", false)
         );
         assert_eq!(
-            &*methods.label("/linksfield.mp.v1.OrderService/Nope"),
+            label("/grpc.health.v1.Health/Check"),
+            served("grpc.health.v1.Health/Check", true)
+        );
+        assert_eq!(
+            label("/linksfield.mp.v1.OrderService/Nope").0,
             UNKNOWN_METHOD
         );
-        assert_eq!(&*methods.label("/random/path"), UNKNOWN_METHOD);
+        assert_eq!(label("/random/path").0, UNKNOWN_METHOD);
     }
 
     #[test]

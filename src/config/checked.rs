@@ -64,6 +64,7 @@ impl Config {
             grpc_auth_tokens: tokens(s.grpc_auth_tokens.as_deref())?,
             grpc_auth_off: grpc_auth_off(s)?,
             metrics_addr: metrics_addr(s.metrics_addr.as_ref())?,
+            access_log: on_off("ACCESS_LOG", s.access_log.as_ref(), DEFAULT_ACCESS_LOG)?,
             listener_limits: ListenerLimits {
                 http_max_connections: parse_positive(
                     "HTTP_MAX_CONNECTIONS",
@@ -223,6 +224,18 @@ fn metrics_addr(raw: Option<&String>) -> Result<Option<std::net::SocketAddr>, Co
                 .map_err(|e| error("METRICS_ADDR", format!("cannot parse {raw:?}: {e}")))
         })
         .transpose()
+}
+
+fn on_off(
+    variable: &'static str,
+    raw: Option<&String>,
+    default: &str,
+) -> Result<bool, ConfigError> {
+    match non_empty(raw).unwrap_or(default) {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(error(variable, format!("must be on or off, got {other:?}"))),
+    }
 }
 
 /// `GRPC_AUTH=off` says that no tokens is intended; with tokens it is a contradiction.

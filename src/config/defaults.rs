@@ -38,6 +38,8 @@ pub const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 512;
 pub const HTTP_HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Time for a gRPC connection's first bytes (HTTP/2 preface or TLS hello).
 pub const GRPC_PREFACE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// `ACCESS_LOG`: per-call lines cost throughput; failed and slow calls are logged anyway.
+pub const DEFAULT_ACCESS_LOG: &str = "off";
 /// `LOG_FORMAT`.
 pub const DEFAULT_LOG_FORMAT: &str = "json";
 

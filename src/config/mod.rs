@@ -75,6 +75,8 @@ pub struct Config {
     pub grpc_auth_tokens: Vec<SecretString>,
     /// `GRPC_AUTH=off`: no tokens, and that is intended (logged, not warned).
     pub grpc_auth_off: bool,
+    /// An INFO line for every gRPC call (`ACCESS_LOG=on`).
+    pub access_log: bool,
     /// Connection budgets and timeouts of the two listeners.
     pub listener_limits: ListenerLimits,
     /// Set: /metrics is served there, not on `http_addr`.

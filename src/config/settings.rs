@@ -72,6 +72,10 @@ pub struct Settings {
     /// may be set then); `on` needs nothing else [default: on].
     #[arg(long, env = "GRPC_AUTH")]
     pub grpc_auth: Option<String>,
+    /// `on`: an INFO `rpc finished` line for every gRPC call (buffered, off
+    /// the request path); `off`: only failed and slow calls, at WARN [default: off].
+    #[arg(long, env = "ACCESS_LOG")]
+    pub access_log: Option<String>,
     #[arg(long, env = "HTTP_MAX_CONNECTIONS", help = format!("Most connections open at once on HTTP_ADDR; the excess is closed at once. [default: {DEFAULT_HTTP_MAX_CONNECTIONS}]"))]
     pub http_max_connections: Option<String>,
     /// Serve /metrics here instead of on HTTP_ADDR (it is unauthenticated), e.g. 127.0.0.1:9090.

@@ -251,3 +251,81 @@ async fn the_log_is_json_with_one_line_per_rpc_and_no_secret() {
         }
     }
 }
+
+/// The binary at the default `RUST_LOG` (`info`), `ACCESS_LOG` as given; makes
+/// an OK call, a refused one (INVALID_ARGUMENT) and a failed one (UNAVAILABLE:
+/// Redis refuses the password), stops, and returns the `rpc finished` lines.
+async fn rpc_lines_with_access_log(access_log: Option<&str>) -> Vec<Value> {
+    let (grpc, http) = (free_port(), free_port());
+    let log = std::env::temp_dir().join(format!("mp-gateway-access-{}.log", uuid::Uuid::new_v4()));
+    let mut command = sandbox_binary(grpc, http);
+    command
+        .env_remove("RUST_LOG")
+        .env_remove("ACCESS_LOG")
+        .env("LOG_FORMAT", "json")
+        .env(
+            "REDIS_URL",
+            format!("redis://:{REDIS_PASSWORD}@127.0.0.1:6379"),
+        )
+        .stdout(Stdio::from(std::fs::File::create(&log).expect("log file")));
+    if let Some(value) = access_log {
+        command.env("ACCESS_LOG", value);
+    }
+    let mut child = command.spawn().expect("binary starts");
+    wait_until_ready(&mut child, loopback(http), Duration::from_secs(20)).await;
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
+        .expect("valid URI")
+        .connect()
+        .await
+        .expect("gRPC port accepts");
+    let mut products = ProductServiceClient::new(channel.clone());
+    let mut orders = OrderServiceClient::new(channel);
+    products
+        .list_products(ListProductsRequest::default())
+        .await
+        .expect("OK");
+    let refused = orders
+        .get_order_status(GetOrderStatusRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let failed = orders
+        .create_order(CreateOrderRequest {
+            product_id: 5,
+            request_id: "access-log-unavailable".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(failed.code(), Code::Unavailable, "{failed:?}");
+    let exit = sigterm_and_wait(child, Duration::from_secs(15)).await;
+    assert!(exit.success());
+    let stdout = std::fs::read_to_string(&log).expect("log file");
+    let _ = std::fs::remove_file(&log);
+    json_lines(&stdout)
+        .into_iter()
+        .filter(|l| l["message"] == "rpc finished")
+        .collect()
+}
+
+#[tokio::test]
+async fn without_the_access_log_only_failed_calls_are_logged_and_with_it_every_call() {
+    let quiet = rpc_lines_with_access_log(None).await;
+    assert_eq!(quiet.len(), 1, "only the failed call: {quiet:#?}");
+    assert_eq!(quiet[0]["level"], "WARN");
+    assert_eq!(quiet[0]["code"], "UNAVAILABLE");
+
+    let every = rpc_lines_with_access_log(Some("on")).await;
+    let levels: Vec<(&str, &str)> = every
+        .iter()
+        .map(|l| (l["code"].as_str().unwrap(), l["level"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        levels,
+        [
+            ("OK", "INFO"),
+            ("INVALID_ARGUMENT", "INFO"),
+            ("UNAVAILABLE", "WARN")
+        ]
+    );
+}

@@ -73,6 +73,7 @@ pub fn config_for(base_url: &str) -> Config {
         grpc_auth_tokens: Vec::new(),
         grpc_auth_off: false,
         metrics_addr: None,
+        access_log: true,
         listener_limits: ListenerLimits {
             http_max_connections: 64,
             http_header_read_timeout: Duration::from_secs(10),
