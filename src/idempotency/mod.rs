@@ -129,21 +129,29 @@ impl Idempotency {
     /// Once claimed, the call and the recording of its outcome run in a task
     /// of their own: a caller that goes away (cancels, or its deadline fires)
     /// does not cut the MP call short, so a retry gets its real outcome rather
-    /// than OUTCOME_UNKNOWN.
+    /// than OUTCOME_UNKNOWN. The caller itself is answered by `answer_by` (its
+    /// deadline, less a margin): if the call is still running then, it gets
+    /// ABORTED `REQUEST_IN_PROGRESS` (a generated id, which nobody can retry:
+    /// `OUTCOME_UNKNOWN`).
     pub async fn run<Fut>(
         &self,
         scope: &'static str,
         request_id: &RequestId,
         fingerprint: String,
         wait: Duration,
+        answer_by: Option<Instant>,
         call: Fut,
     ) -> Result<Outcome, RunError>
     where
         Fut: Future<Output = Result<Outcome, MpError>> + Send + 'static,
     {
         if request_id.was_generated() {
-            // No caller can repeat an id it never saw.
-            return call.await.map_err(RunError::Mp);
+            // No caller can repeat an id it never saw: nothing to record.
+            let running = tokio::spawn(async move { call.await.map_err(RunError::Mp) });
+            return answer(running, answer_by, || {
+                IdempotencyError::OutcomeUnknown(request_id.to_string())
+            })
+            .await;
         }
         let key = format!("{scope}:{}", request_id.as_str());
         let give_up = Instant::now() + wait;
@@ -157,11 +165,12 @@ impl Idempotency {
             let existing = self.store.claim(&key, &claim, self.config.ttl).await?;
             let Some(existing) = existing else {
                 let this = self.clone();
-                return tokio::spawn(async move { this.run_claimed(&key, claim, call).await })
-                    .await
-                    .unwrap_or_else(|_panicked| {
-                        Err(IdempotencyError::OutcomeUnknown(request_id.to_string()).into())
-                    });
+                let running =
+                    tokio::spawn(async move { this.run_claimed(&key, claim, call).await });
+                return answer(running, answer_by, || {
+                    IdempotencyError::InProgress(request_id.to_string())
+                })
+                .await;
             };
             if existing.fingerprint != fingerprint {
                 metrics::conflict(scope);
@@ -250,6 +259,26 @@ impl Idempotency {
         let age = crate::millis::now().saturating_sub(record.claimed_at_millis);
         u128::try_from(age).unwrap_or(0) > self.config.lease.as_millis()
     }
+}
+
+/// The running call's result, or `late()` when `answer_by` comes first (the call goes on).
+async fn answer(
+    running: tokio::task::JoinHandle<Result<Outcome, RunError>>,
+    answer_by: Option<Instant>,
+    late: impl FnOnce() -> IdempotencyError,
+) -> Result<Outcome, RunError> {
+    let finished = match answer_by {
+        Some(at) => match tokio::time::timeout_at(at.into(), running).await {
+            Ok(finished) => finished,
+            Err(_still_running) => return Err(late().into()),
+        },
+        None => running.await,
+    };
+    // The task panicked: whether MP acted is unknown.
+    finished.unwrap_or_else(|panicked| {
+        tracing::error!(error = %panicked, "an order call panicked");
+        Err(late().into())
+    })
 }
 
 /// Why an idempotent call produced no outcome.

@@ -13,7 +13,7 @@ use tonic::Code;
 use crate::support::{
     MpDouble, OwnRedis, Reply, TestGateway, closed_port, error_reason, eventually, gateway,
     metrics_page, redis_config, redis_connection, shared_redis, start_sandbox, unique_prefix,
-    unreachable_redis_url, violated_fields,
+    unreachable_redis_url, violated_fields, with_timeout,
 };
 
 fn order(request_id: &str, product_id: u64) -> CreateOrderRequest {
@@ -469,4 +469,62 @@ async fn an_order_still_running_is_looked_up_as_in_progress_with_retry_info() {
     assert!(status.get_details_retry_info().is_some());
     sandbox.set_fault(None);
     running.await.unwrap().expect("the order goes through");
+}
+
+/// What a double that creates order ORDER_1 answers.
+fn order_1() -> serde_json::Value {
+    serde_json::json!({
+        "iccid": "8943108169999589689",
+        "qrCode": "LPA:1$smdp.example.com$MATCHING-1",
+        "orderCode": "ORDER_1",
+    })
+}
+
+fn is_in_progress_with_retry_info(status: &tonic::Status) -> bool {
+    use tonic_types::StatusExt;
+    status.code() == Code::Aborted
+        && error_reason(status).as_deref() == Some("REQUEST_IN_PROGRESS")
+        && status.get_details_retry_info().is_some()
+}
+
+/// The caller's deadline does not cut the MP call short (which would lose an
+/// order MP made): the caller is answered in time, the call runs on within
+/// MP_TIMEOUT_MS, and its outcome is there for the retry.
+#[tokio::test]
+async fn an_order_outlives_its_callers_deadline_and_the_retry_gets_it() {
+    let mp = MpDouble::slowly_created(Duration::from_secs(2), order_1()).await;
+    let gateway = gateway()
+        .redis(Some(shared_redis()))
+        .start_against(&mp.base_url())
+        .await;
+    let mut client = gateway.orders();
+    let started = std::time::Instant::now();
+    let status = client
+        .create_order(with_timeout(
+            order("deadline-1", 6),
+            Duration::from_millis(500),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the caller fails fast"
+    );
+    // Answered just before the deadline, so the caller knows to retry.
+    assert!(is_in_progress_with_retry_info(&status), "{status:?}");
+
+    let running = client
+        .create_order(with_timeout(order("deadline-1", 6), Duration::from_secs(1)))
+        .await
+        .unwrap_err();
+    assert!(is_in_progress_with_retry_info(&running), "{running:?}");
+
+    tokio::time::sleep_until((started + Duration::from_millis(2500)).into()).await;
+    let retried = client
+        .create_order(order("deadline-1", 6))
+        .await
+        .expect("the retry gets the order the first call made")
+        .into_inner();
+    assert_eq!(retried.order_code, "ORDER_1");
+    assert_eq!(mp.calls(), 1);
 }
