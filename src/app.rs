@@ -122,7 +122,7 @@ impl Application {
             default_callback_url(&config, sandbox.is_some().then_some(http_port));
         let idempotency_config = IdempotencyConfig {
             ttl: config.idempotency_ttl,
-            lease: config.mp_timeout + Duration::from_secs(5),
+            lease: config.mp_timeout + Duration::from_secs(2),
         };
         let redis = config.redis.as_ref().map(Redis::new).transpose()?;
         if let Some(redis) = &redis {

@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tonic::{Request, Response, Status};
 
@@ -76,9 +76,20 @@ impl OrderApi {
     /// How long a duplicate may wait for the first call with its request id.
     fn duplicate_wait(&self, deadline: Option<Duration>) -> Duration {
         let bound = self.mp_timeout + Duration::from_secs(1);
-        deadline.map_or(bound, |d| d.min(bound))
+        // Answered before the caller's deadline, so it hears REQUEST_IN_PROGRESS.
+        deadline.map_or(bound, |d| d.saturating_sub(ANSWER_MARGIN).min(bound))
     }
 }
+
+/// When to answer a caller whose order call is still running: just before
+/// its deadline, so it hears ABORTED `REQUEST_IN_PROGRESS` (with RetryInfo)
+/// rather than nothing; the call goes on and its outcome is recorded.
+fn answer_by(started: Instant, deadline: Option<Duration>) -> Option<Instant> {
+    deadline.map(|d| started + d.saturating_sub(ANSWER_MARGIN))
+}
+
+/// How long before a caller's deadline it is answered, so the answer arrives in time.
+const ANSWER_MARGIN: Duration = Duration::from_millis(100);
 
 /// Records are keyed by RPC, so this means a corrupted or foreign record.
 fn mismatched_record(rpc: &str) -> GatewayError {
@@ -174,6 +185,7 @@ impl OrderService for OrderApi {
         &self,
         request: Request<CreateOrderRequest>,
     ) -> Result<Response<CreateOrderResponse>, Status> {
+        let started = Instant::now();
         let deadline = caller_deadline(&request);
         let OrderRequest {
             request_id,
@@ -190,18 +202,27 @@ impl OrderService for OrderApi {
         let (mp, id) = (self.mp.clone(), request_id.clone());
         let outcome = self
             .idempotency
-            .run(CREATE_ORDER, &request_id, fingerprint, wait, async move {
-                let call = Call {
-                    request_id: &id,
-                    deadline,
-                };
-                let created = mp.create_order(&order, call).await?;
-                Ok(Outcome::Created {
-                    order_code: created.order_code,
-                    iccid: created.iccid,
-                    activation_code: created.activation_code,
-                })
-            })
+            .run(
+                CREATE_ORDER,
+                &request_id,
+                fingerprint,
+                wait,
+                answer_by(started, deadline),
+                async move {
+                    // Bounded by MP_TIMEOUT_MS only: cut short by the caller's
+                    // deadline, an order MP makes would be lost (see `answer_by`).
+                    let call = Call {
+                        request_id: &id,
+                        deadline: None,
+                    };
+                    let created = mp.create_order(&order, call).await?;
+                    Ok(Outcome::Created {
+                        order_code: created.order_code,
+                        iccid: created.iccid,
+                        activation_code: created.activation_code,
+                    })
+                },
+            )
             .await
             .map_err(unknown_outcome(&request_id))?;
         let Outcome::Created {
@@ -225,6 +246,7 @@ impl OrderService for OrderApi {
         &self,
         request: Request<TopUpOrderRequest>,
     ) -> Result<Response<TopUpOrderResponse>, Status> {
+        let started = Instant::now();
         let deadline = caller_deadline(&request);
         let query: OrderQuery = parse(request.get_ref())?;
         let wait = self.duplicate_wait(deadline);
@@ -237,10 +259,10 @@ impl OrderService for OrderApi {
                 &query.request_id,
                 fingerprint,
                 wait,
+                answer_by(started, deadline),
                 async move {
-                    let top_up = mp
-                        .top_up(&request.order_code, request.call(deadline))
-                        .await?;
+                    // Bounded by MP_TIMEOUT_MS only, as CreateOrder.
+                    let top_up = mp.top_up(&request.order_code, request.call(None)).await?;
                     Ok(Outcome::ToppedUp {
                         order_code: top_up.order_code,
                         renew_period: top_up.renew_period,

@@ -45,6 +45,10 @@ struct Record {
     state: State,
     /// When the first call claimed the id (Unix milliseconds).
     claimed_at_millis: i64,
+    /// The claiming call's own random token: only it may renew its claim or
+    /// replace it with the outcome (records stored before have none).
+    #[serde(default)]
+    token: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,13 +91,15 @@ enum IdempotencyStore {
     Redis(RedisRecords),
 }
 
-/// How long records live and how long an unfinished first call is trusted.
+/// How long records live and how long a claim lives unless renewed.
 #[derive(Debug, Clone, Copy)]
 pub struct IdempotencyConfig {
-    /// `IDEMPOTENCY_TTL_SECS`.
+    /// `IDEMPOTENCY_TTL_SECS`: how long an outcome is kept.
     pub ttl: Duration,
-    /// After this, an in-progress record whose owner never finished (crashed)
-    /// counts as an unknown outcome. The MP timeout plus a margin.
+    /// How long an "in progress" claim lives unless its holder renews it (it
+    /// does, every third of this, while its call runs). A claim whose holder
+    /// gave up (its `SET NX` landed after it timed out, or it crashed) lapses
+    /// after this, and the id may be used again.
     pub lease: Duration,
 }
 
@@ -129,21 +135,29 @@ impl Idempotency {
     /// Once claimed, the call and the recording of its outcome run in a task
     /// of their own: a caller that goes away (cancels, or its deadline fires)
     /// does not cut the MP call short, so a retry gets its real outcome rather
-    /// than OUTCOME_UNKNOWN.
+    /// than OUTCOME_UNKNOWN. The caller itself is answered by `answer_by` (its
+    /// deadline, less a margin): if the call is still running then, it gets
+    /// ABORTED `REQUEST_IN_PROGRESS` (a generated id, which nobody can retry:
+    /// `OUTCOME_UNKNOWN`).
     pub async fn run<Fut>(
         &self,
         scope: &'static str,
         request_id: &RequestId,
         fingerprint: String,
         wait: Duration,
+        answer_by: Option<Instant>,
         call: Fut,
     ) -> Result<Outcome, RunError>
     where
         Fut: Future<Output = Result<Outcome, MpError>> + Send + 'static,
     {
         if request_id.was_generated() {
-            // No caller can repeat an id it never saw.
-            return call.await.map_err(RunError::Mp);
+            // No caller can repeat an id it never saw: nothing to record.
+            let running = tokio::spawn(async move { call.await.map_err(RunError::Mp) });
+            return answer(running, answer_by, || {
+                IdempotencyError::OutcomeUnknown(request_id.to_string())
+            })
+            .await;
         }
         let key = format!("{scope}:{}", request_id.as_str());
         let give_up = Instant::now() + wait;
@@ -153,15 +167,16 @@ impl Idempotency {
                 fingerprint: fingerprint.clone(),
                 state: State::InProgress,
                 claimed_at_millis: crate::millis::now(),
+                token: uuid::Uuid::new_v4().simple().to_string(),
             };
-            let existing = self.store.claim(&key, &claim, self.config.ttl).await?;
+            let existing = self.store.claim(&key, &claim, self.config.lease).await?;
             let Some(existing) = existing else {
                 let this = self.clone();
-                return tokio::spawn(async move { this.run_claimed(&key, claim, call).await })
-                    .await
-                    .unwrap_or_else(|_panicked| {
-                        Err(IdempotencyError::OutcomeUnknown(request_id.to_string()).into())
-                    });
+                let running = tokio::spawn(async move { this.run_claimed(key, claim, call).await });
+                return answer(running, answer_by, || {
+                    IdempotencyError::InProgress(request_id.to_string())
+                })
+                .await;
             };
             if existing.fingerprint != fingerprint {
                 metrics::conflict(scope);
@@ -173,10 +188,6 @@ impl Idempotency {
                     return Ok(outcome);
                 }
                 State::Unknown => {
-                    metrics::unknown_outcome(scope);
-                    return Err(IdempotencyError::OutcomeUnknown(request_id.to_string()).into());
-                }
-                State::InProgress if self.lease_expired(&existing) => {
                     metrics::unknown_outcome(scope);
                     return Err(IdempotencyError::OutcomeUnknown(request_id.to_string()).into());
                 }
@@ -205,24 +216,25 @@ impl Idempotency {
             };
             return match record.state {
                 State::Done { outcome } => Ok(outcome),
-                State::InProgress if !self.lease_expired(&record) => {
-                    Err(IdempotencyError::InProgress(request_id.to_string()))
-                }
-                State::InProgress | State::Unknown => {
-                    Err(IdempotencyError::OutcomeUnknown(request_id.to_string()))
-                }
+                State::InProgress => Err(IdempotencyError::InProgress(request_id.to_string())),
+                State::Unknown => Err(IdempotencyError::OutcomeUnknown(request_id.to_string())),
             };
         }
         Err(IdempotencyError::NotFound(request_id.to_string()))
     }
 
+    /// Runs the claimed call to its end, renewing the claim meanwhile, then
+    /// stores its outcome (in the background until the store takes it).
     async fn run_claimed(
-        &self,
-        key: &str,
+        self,
+        key: String,
         claim: Record,
         call: impl Future<Output = Result<Outcome, MpError>>,
     ) -> Result<Outcome, RunError> {
-        let result = call.await;
+        let result = tokio::select! {
+            result = call => result,
+            never = self.keep_claim(&key, &claim.token) => match never {},
+        };
         let next = match &result {
             Ok(outcome) => Some(State::Done {
                 outcome: outcome.clone(),
@@ -231,25 +243,126 @@ impl Idempotency {
             // MP surely did nothing: forget the id so a retry may try again.
             Err(_) => None,
         };
-        let stored = match next {
-            Some(state) => {
-                let record = Record { state, ..claim };
-                self.store.put(key, &record, self.config.ttl).await
-            }
-            None => self.store.remove(key).await,
-        };
-        if let Err(error) = stored {
-            // The claim stays "in progress" and expires into "unknown" after the lease:
-            // repeats are refused rather than ordering twice.
-            tracing::error!(%error, key, "could not record the outcome of an idempotent call");
-        }
+        let token = claim.token.clone();
+        let record = next.map(|state| Record { state, ..claim });
+        self.settle(key, &token, record, result.as_ref().ok()).await;
         result.map_err(RunError::Mp)
     }
 
-    fn lease_expired(&self, record: &Record) -> bool {
-        let age = crate::millis::now().saturating_sub(record.claimed_at_millis);
-        u128::try_from(age).unwrap_or(0) > self.config.lease.as_millis()
+    /// Renews the claim every third of its lease, for as long as it is polled.
+    async fn keep_claim(&self, key: &str, token: &str) -> std::convert::Infallible {
+        let every = self.config.lease / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            match self.store.renew(key, token, self.config.lease).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::error!(
+                        key,
+                        "the claim of a running order call lapsed (the store was away longer than its lease) or was taken; its outcome will not replace another call's record"
+                    );
+                    return std::future::pending().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, key, "could not renew the claim of a running order call")
+                }
+            }
+        }
     }
+
+    /// Replaces the claim with `record` (or removes it when `None`). A record
+    /// the store does not take now is retried in the background, with
+    /// backoff, for as long as records are kept: a claim left behind would
+    /// lapse after its lease and let a retry order again.
+    async fn settle(
+        &self,
+        key: String,
+        token: &str,
+        record: Option<Record>,
+        created: Option<&Outcome>,
+    ) {
+        let Some(record) = record else {
+            if let Err(error) = self.store.settle(&key, token, None, self.config.ttl).await {
+                // Nothing reached MP; the claim lapses by itself after its lease.
+                tracing::warn!(%error, key, "could not release the request id of an order MP never received; it is released when its claim lapses");
+            }
+            return;
+        };
+        match self
+            .store
+            .settle(&key, &record.token, Some(&record), self.config.ttl)
+            .await
+        {
+            Ok(true) => return,
+            Ok(false) => {
+                lost_claim(&key, &record);
+                return;
+            }
+            Err(error) => match created {
+                Some(outcome) => {
+                    tracing::error!(%error, key, ?outcome, "MP carried out the order but its record could not be stored yet; retrying in the background")
+                }
+                None => {
+                    tracing::error!(%error, key, "the outcome of an order call is unknown and could not be stored yet; retrying in the background")
+                }
+            },
+        }
+        let this = self.clone();
+        tokio::spawn(async move { this.settle_later(key, record).await });
+    }
+
+    async fn settle_later(self, key: String, record: Record) {
+        let give_up = Instant::now() + self.config.ttl;
+        let mut pause = Duration::from_millis(100);
+        let mut attempts = 1u32;
+        while Instant::now() < give_up {
+            tokio::time::sleep(pause).await;
+            // Short pauses: once the store is back, the record must land before the claim lapses.
+            pause = (pause * 2).min(Duration::from_secs(1));
+            attempts += 1;
+            match self
+                .store
+                .settle(&key, &record.token, Some(&record), self.config.ttl)
+                .await
+            {
+                Ok(true) => {
+                    tracing::info!(key, attempts, "the record of the order call is stored now");
+                    return;
+                }
+                Ok(false) => return lost_claim(&key, &record),
+                Err(error) => {
+                    tracing::debug!(%error, key, "the record of the order call still cannot be stored")
+                }
+            }
+        }
+        tracing::error!(key, ?record.state, "gave up storing the record of an order call: a retry with its request id may order again");
+    }
+}
+
+/// Another call holds the id now: the first claim lapsed before its outcome
+/// could be stored (the store was away longer than the lease).
+fn lost_claim(key: &str, record: &Record) {
+    tracing::error!(key, ?record.state, "the claim lapsed before the outcome of the order call was stored, and another call holds the request id now: it may have ordered again");
+}
+
+/// The running call's result, or `late()` when `answer_by` comes first (the call goes on).
+async fn answer(
+    running: tokio::task::JoinHandle<Result<Outcome, RunError>>,
+    answer_by: Option<Instant>,
+    late: impl FnOnce() -> IdempotencyError,
+) -> Result<Outcome, RunError> {
+    let finished = match answer_by {
+        Some(at) => match tokio::time::timeout_at(at.into(), running).await {
+            Ok(finished) => finished,
+            Err(_still_running) => return Err(late().into()),
+        },
+        None => running.await,
+    };
+    // The task panicked: whether MP acted is unknown.
+    finished.unwrap_or_else(|panicked| {
+        tracing::error!(error = %panicked, "an order call panicked");
+        Err(late().into())
+    })
 }
 
 /// Why an idempotent call produced no outcome.
@@ -262,16 +375,16 @@ pub enum RunError {
 }
 
 impl IdempotencyStore {
-    /// Stores `record` unless the key exists; returns the existing record if it does.
+    /// Claims `key` for `lease` unless it exists; returns the existing record if it does.
     async fn claim(
         &self,
         key: &str,
         record: &Record,
-        ttl: Duration,
+        lease: Duration,
     ) -> Result<Option<Record>, IdempotencyError> {
         match self {
-            Self::Memory(store) => Ok(store.claim(key, record, ttl)),
-            Self::Redis(store) => store.claim(key, record, ttl).await,
+            Self::Memory(store) => Ok(store.claim(key, record, lease)),
+            Self::Redis(store) => store.claim(key, record, lease).await,
         }
     }
 
@@ -282,23 +395,29 @@ impl IdempotencyStore {
         }
     }
 
-    async fn put(&self, key: &str, record: &Record, ttl: Duration) -> Result<(), IdempotencyError> {
+    async fn renew(
+        &self,
+        key: &str,
+        token: &str,
+        lease: Duration,
+    ) -> Result<bool, IdempotencyError> {
         match self {
-            Self::Memory(store) => {
-                store.put(key, record, ttl);
-                Ok(())
-            }
-            Self::Redis(store) => store.put(key, record, ttl).await,
+            Self::Memory(store) => Ok(store.renew(key, token, lease)),
+            Self::Redis(store) => store.renew(key, token, lease).await,
         }
     }
 
-    async fn remove(&self, key: &str) -> Result<(), IdempotencyError> {
+    /// Stores `record` (or removes the claim) unless another token holds `key`.
+    async fn settle(
+        &self,
+        key: &str,
+        token: &str,
+        record: Option<&Record>,
+        ttl: Duration,
+    ) -> Result<bool, IdempotencyError> {
         match self {
-            Self::Memory(store) => {
-                store.remove(key);
-                Ok(())
-            }
-            Self::Redis(store) => store.remove(key).await,
+            Self::Memory(store) => Ok(store.settle(key, token, record, ttl)),
+            Self::Redis(store) => store.settle(key, token, record, ttl).await,
         }
     }
 }

@@ -12,8 +12,8 @@ use tonic::Code;
 
 use crate::support::{
     MpDouble, OwnRedis, Reply, TestGateway, closed_port, error_reason, eventually, gateway,
-    metrics_page, redis_config, redis_connection, shared_redis, start_sandbox, unique_prefix,
-    unreachable_redis_url, violated_fields,
+    metrics_page, redis_config, redis_connection, redis_get, shared_redis, start_sandbox,
+    unique_prefix, unreachable_redis_url, violated_fields, with_timeout,
 };
 
 fn order(request_id: &str, product_id: u64) -> CreateOrderRequest {
@@ -469,4 +469,172 @@ async fn an_order_still_running_is_looked_up_as_in_progress_with_retry_info() {
     assert!(status.get_details_retry_info().is_some());
     sandbox.set_fault(None);
     running.await.unwrap().expect("the order goes through");
+}
+
+/// What a double that creates order ORDER_1 answers.
+fn order_1() -> serde_json::Value {
+    serde_json::json!({
+        "iccid": "8943108169999589689",
+        "qrCode": "LPA:1$smdp.example.com$MATCHING-1",
+        "orderCode": "ORDER_1",
+    })
+}
+
+fn is_in_progress_with_retry_info(status: &tonic::Status) -> bool {
+    use tonic_types::StatusExt;
+    status.code() == Code::Aborted
+        && error_reason(status).as_deref() == Some("REQUEST_IN_PROGRESS")
+        && status.get_details_retry_info().is_some()
+}
+
+/// The caller's deadline does not cut the MP call short (which would lose an
+/// order MP made): the caller is answered in time, the call runs on within
+/// MP_TIMEOUT_MS, and its outcome is there for the retry.
+#[tokio::test]
+async fn an_order_outlives_its_callers_deadline_and_the_retry_gets_it() {
+    let mp = MpDouble::slowly_created(Duration::from_secs(2), order_1()).await;
+    let gateway = gateway()
+        .redis(Some(shared_redis()))
+        .start_against(&mp.base_url())
+        .await;
+    let mut client = gateway.orders();
+    let started = std::time::Instant::now();
+    let status = client
+        .create_order(with_timeout(
+            order("deadline-1", 6),
+            Duration::from_millis(500),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the caller fails fast"
+    );
+    // Answered just before the deadline, so the caller knows to retry.
+    assert!(is_in_progress_with_retry_info(&status), "{status:?}");
+
+    let running = client
+        .create_order(with_timeout(order("deadline-1", 6), Duration::from_secs(1)))
+        .await
+        .unwrap_err();
+    assert!(is_in_progress_with_retry_info(&running), "{running:?}");
+
+    tokio::time::sleep_until((started + Duration::from_millis(2500)).into()).await;
+    let retried = client
+        .create_order(order("deadline-1", 6))
+        .await
+        .expect("the retry gets the order the first call made")
+        .into_inner();
+    assert_eq!(retried.order_code, "ORDER_1");
+    assert_eq!(mp.calls(), 1);
+}
+
+/// A `SET NX` claim queued in a frozen Redis lands after the gateway told the
+/// caller "not sent to MP": it is a short lease nobody renews, so it lapses
+/// and the retry orders (instead of OUTCOME_UNKNOWN for the records' TTL).
+#[tokio::test]
+async fn a_claim_that_lands_after_a_redis_stall_lapses_and_the_retry_orders() {
+    let redis = OwnRedis::start().await;
+    let prefix = unique_prefix("stall");
+    let mp = MpDouble::created(order_1()).await;
+    let gateway = gateway()
+        .redis_at(&redis.url(), &prefix)
+        .mp_timeout(Duration::from_secs(1))
+        .start_against(&mp.base_url())
+        .await;
+    let mut client = gateway.orders();
+    // The gateway's connection to Redis is up before it stalls.
+    let unseen = client
+        .get_order_by_request_id(lookup("stalled-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(unseen.code(), Code::NotFound);
+
+    redis.freeze();
+    let status = client
+        .create_order(order("stalled-1", 6))
+        .await
+        .unwrap_err();
+    redis.thaw();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(
+        error_reason(&status).as_deref(),
+        Some("IDEMPOTENCY_STORE_UNAVAILABLE")
+    );
+    assert_eq!(mp.calls(), 0);
+    let key = format!("{prefix}:idempotency:v1:CreateOrder:stalled-1");
+    eventually(Duration::from_secs(2), "the queued claim lands", || {
+        let (url, key) = (redis.url(), key.clone());
+        async move { redis_get(&url, &key).await.is_some() }
+    })
+    .await;
+    let blocked = client
+        .create_order(with_timeout(
+            order("stalled-1", 6),
+            Duration::from_millis(500),
+        ))
+        .await
+        .unwrap_err();
+    assert!(is_in_progress_with_retry_info(&blocked), "{blocked:?}");
+
+    // The lease is MP_TIMEOUT_MS + 2 s.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let created = client
+        .create_order(order("stalled-1", 6))
+        .await
+        .expect("the id is not blocked by the claim that landed late")
+        .into_inner();
+    assert_eq!(created.order_code, "ORDER_1");
+    assert_eq!(mp.calls(), 1);
+}
+
+/// MP made the order but Redis was gone when its record was written: the
+/// gateway keeps trying, and once Redis is back the retry gets the order
+/// without a second MP call.
+#[tokio::test]
+async fn an_order_whose_record_could_not_be_stored_is_stored_when_redis_is_back() {
+    let mut redis = OwnRedis::start().await;
+    let mp = MpDouble::slowly_created(Duration::from_secs(1), order_1()).await;
+    let gateway = gateway()
+        .redis_at(&redis.url(), &unique_prefix("record-later"))
+        .start_against(&mp.base_url())
+        .await;
+    let mut client = gateway.orders();
+    let first = tokio::spawn({
+        let mut client = client.clone();
+        async move { client.create_order(order("record-later-1", 6)).await }
+    });
+    eventually(Duration::from_secs(5), "MP received the order", || async {
+        mp.calls() == 1
+    })
+    .await;
+    redis.kill().await;
+    let first = first
+        .await
+        .unwrap()
+        .expect("the caller gets the order MP made");
+    assert_eq!(first.into_inner().order_code, "ORDER_1");
+
+    redis.restart().await;
+    eventually(
+        Duration::from_secs(10),
+        "the order's record is stored",
+        || {
+            let mut client = client.clone();
+            async move {
+                client
+                    .get_order_by_request_id(lookup("record-later-1"))
+                    .await
+                    .is_ok()
+            }
+        },
+    )
+    .await;
+    let retried = client
+        .create_order(order("record-later-1", 6))
+        .await
+        .expect("the retry gets the stored order")
+        .into_inner();
+    assert_eq!(retried.order_code, "ORDER_1");
+    assert_eq!(mp.calls(), 1);
 }

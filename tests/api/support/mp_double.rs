@@ -19,6 +19,8 @@ pub enum Reply {
     /// 200 with the JSON of the first entry whose MP path suffix (e.g.
     /// `"/queryTraffic"`) the request's path ends with; 404 for any other path.
     ByPath(Vec<(&'static str, serde_json::Value)>),
+    /// Waits this long after reading the request, then answers as the inner reply.
+    Slow(std::time::Duration, Box<Reply>),
 }
 
 /// A request the double read: its request line and body.
@@ -55,6 +57,13 @@ impl MpDouble {
         Self::start(Reply::Json(body.to_string())).await
     }
 
+    /// [`MpDouble::created`] that answers `delay` after reading each request.
+    pub async fn slowly_created(delay: std::time::Duration, data: serde_json::Value) -> Self {
+        let body =
+            serde_json::json!({"code": 200, "msg": "Success", "data": data, "requestId": null});
+        Self::start(Reply::Slow(delay, Box::new(Reply::Json(body.to_string())))).await
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -77,6 +86,11 @@ async fn serve(mut stream: TcpStream, reply: Reply, seen: Arc<Mutex<Vec<Seen>>>)
         .unwrap_or_default()
         .to_owned();
     seen.lock().expect("not poisoned").push(request);
+    let mut reply = reply;
+    while let Reply::Slow(delay, inner) = reply {
+        tokio::time::sleep(delay).await;
+        reply = *inner;
+    }
     let (status, content_type, body) = match reply {
         Reply::Drop => return,
         Reply::ByPath(answers) => match answers.iter().find(|(suffix, _)| path.ends_with(suffix)) {
@@ -85,6 +99,7 @@ async fn serve(mut stream: TcpStream, reply: Reply, seen: Arc<Mutex<Vec<Seen>>>)
         },
         Reply::Json(body) => (200, "application/json", body),
         Reply::Status(status, content_type, body) => (status, content_type, body),
+        Reply::Slow(..) => unreachable!("slow replies were unwrapped above"),
     };
     let response = format!(
         "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
