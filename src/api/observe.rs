@@ -27,6 +27,7 @@ use tracing::Instrument as _;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use super::in_flight::{InFlight, Open};
 use crate::domain::RequestId;
 
 pub const REQUESTS: &str = "mp_gateway_grpc_requests_total";
@@ -119,11 +120,21 @@ impl KnownMethods {
 #[derive(Debug, Clone)]
 pub struct ObserveLayer {
     methods: KnownMethods,
+    in_flight: InFlight,
 }
 
 impl ObserveLayer {
     pub fn new(methods: KnownMethods) -> Self {
-        Self { methods }
+        Self {
+            methods,
+            in_flight: InFlight::default(),
+        }
+    }
+
+    /// Counts every call in `in_flight` until its response body is gone.
+    pub fn counting(mut self, in_flight: InFlight) -> Self {
+        self.in_flight = in_flight;
+        self
     }
 }
 
@@ -134,6 +145,7 @@ impl<S> Layer<S> for ObserveLayer {
         Observe {
             inner,
             methods: self.methods.clone(),
+            in_flight: self.in_flight.clone(),
         }
     }
 }
@@ -142,6 +154,7 @@ impl<S> Layer<S> for ObserveLayer {
 pub struct Observe<S> {
     inner: S,
     methods: KnownMethods,
+    in_flight: InFlight,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Observe<S>
@@ -161,7 +174,8 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let rpc = Rpc::start(&request, &self.methods);
+        let mut rpc = Rpc::start(&request, &self.methods);
+        rpc.open = Some(self.in_flight.call());
         let note = rpc.note.clone();
         let span = rpc.note.span.clone();
         let response = span.in_scope(|| self.inner.call(request));
@@ -187,6 +201,8 @@ struct Rpc {
     started: Instant,
     note: Arc<Note>,
     finished: bool,
+    /// Counts the call as in flight until the call is dropped.
+    open: Option<Open>,
 }
 
 impl Rpc {
@@ -214,6 +230,7 @@ impl Rpc {
                 request_id: Mutex::new(None),
             }),
             finished: false,
+            open: None,
         }
     }
 
