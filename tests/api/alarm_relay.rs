@@ -21,8 +21,8 @@ use tonic_types::StatusExt;
 use crate::support::{
     ACCESS_KEY, OwnRedis, SHARED_REDIS, TestGateway, active_order, callback_body, closed_port,
     config_for, error_reason, eventually, gateway, http_client, metric, padded_callback_body,
-    post_callback, redis_connection, subscriber_that_never_reads,
-    redis_xlen, shared_redis, start_sandbox_with_traffic, unique_prefix, violated_fields,
+    post_callback, redis_connection, redis_xlen, shared_redis, start_sandbox_with_traffic,
+    subscriber_that_never_reads, unique_prefix, violated_fields,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
