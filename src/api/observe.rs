@@ -48,6 +48,10 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "gRPC call latency by method, until the last response byte (a stream: its whole life)"
     );
+    describe_counter!(
+        super::auth::REFUSED,
+        "gRPC calls refused by bearer-token auth (reason=missing_token|invalid_token); logged at WARN at most once per 10 s"
+    );
 }
 
 tokio::task_local! {

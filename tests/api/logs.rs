@@ -16,7 +16,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::support::{
-    callback_body, free_port, http_client, loopback, sandbox_binary, sigterm_and_wait,
+    callback_body, free_port, http_client, loopback, metric, sandbox_binary, sigterm_and_wait,
     wait_until_ready, with_token,
 };
 
@@ -250,4 +250,58 @@ async fn the_log_is_json_with_one_line_per_rpc_and_no_secret() {
             assert!(line["latency_ms"].as_f64().is_some(), "{line}");
         }
     }
+}
+
+/// A client retrying with a wrong token must not flood the log: refusals are
+/// counted, and said at WARN at most once per interval with how many.
+#[tokio::test]
+async fn refused_tokens_are_counted_and_warned_about_at_most_once_per_interval() {
+    let (grpc, http) = (free_port(), free_port());
+    let log = std::env::temp_dir().join(format!("mp-gateway-auth-{}.log", uuid::Uuid::new_v4()));
+    let mut child = start_gateway(grpc, http, &log);
+    let http_addr = loopback(http);
+    wait_until_ready(&mut child, http_addr, Duration::from_secs(20)).await;
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
+        .expect("valid URI")
+        .connect()
+        .await
+        .expect("gRPC port accepts");
+    let mut products = ProductServiceClient::new(channel);
+    for _ in 0..200 {
+        let refused = products
+            .list_products(with_token(
+                ListProductsRequest::default(),
+                Some("not-a-token"),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated);
+    }
+    let counted = metric(
+        http_addr,
+        "mp_gateway_grpc_auth_refused_total",
+        &["reason=\"invalid_token\""],
+    )
+    .await;
+    let exit = sigterm_and_wait(child, Duration::from_secs(15)).await;
+
+    let stdout = std::fs::read_to_string(&log).expect("log file");
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(log.with_extension("stderr"));
+    assert!(exit.success(), "exit status {exit}");
+    assert_eq!(counted, 200.0);
+    let warnings: Vec<Value> = json_lines(&stdout)
+        .into_iter()
+        .filter(|l| l["level"] == "WARN" && l["target"] == "mp_gateway::api::auth")
+        .collect();
+    assert!(
+        (1..=2).contains(&warnings.len()),
+        "{} WARN lines about refused tokens: {warnings:#?}",
+        warnings.len()
+    );
+    assert!(
+        warnings[0]["refused"].as_u64().is_some(),
+        "{:#?}",
+        warnings[0]
+    );
 }
