@@ -21,7 +21,7 @@ use crate::alarms::AlarmBus;
 use crate::alarms::callback::{self, CallbackState};
 use crate::api::auth::BearerAuthLayer;
 use crate::api::observe::{KnownMethods, ObserveLayer};
-use crate::api::{AlarmApi, OrderApi, ProductApi, TrafficApi};
+use crate::api::{AlarmApi, InFlight, OrderApi, ProductApi, TrafficApi};
 use crate::cache::snapshot::Lifetimes;
 use crate::cache::{CatalogueSettings, ProductCatalogue};
 use crate::config::{
@@ -51,6 +51,10 @@ const SERVICE_NAMES: &[&str] = &[
 /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` of the gRPC listener: room for
 /// the per-connection call limit plus long-lived alarm streams.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
+/// How long alarm streams that were told to end may take to send their status
+/// once they are all that is left of a shutdown; a client that reads gets it
+/// well within this, one that stopped reading never does.
+const STREAM_STATUS_FLUSH: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -96,6 +100,8 @@ pub struct Application {
     sandbox: Option<Sandbox>,
     shutdown_grace: Duration,
     listener_limits: ListenerLimits,
+    /// Open calls and alarm streams, for the drain.
+    in_flight: InFlight,
 }
 
 impl Application {
@@ -184,6 +190,7 @@ impl Application {
         }
         // A client that opens more calls than its connection's limit gets
         // RESOURCE_EXHAUSTED at once (load shedding) instead of a queue.
+        let in_flight = InFlight::default();
         let grpc = grpc_server(config.grpc_tls.as_ref())?
             .concurrency_limit_per_connection(config.grpc_concurrency_limit_per_connection)
             .load_shed(true)
@@ -193,7 +200,9 @@ impl Application {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             // Outermost, so calls that auth refuses are counted and logged too.
-            .layer(ObserveLayer::new(served_methods(), config.access_log))
+            .layer(
+                ObserveLayer::new(served_methods(), config.access_log).counting(in_flight.clone()),
+            )
             .layer(BearerAuthLayer::new(config.grpc_auth_tokens.clone()))
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
@@ -213,6 +222,7 @@ impl Application {
                 default_callback_url,
                 bus,
                 stopped,
+                in_flight.clone(),
             )));
 
         Ok(Self {
@@ -227,6 +237,7 @@ impl Application {
             sandbox,
             shutdown_grace: config.shutdown_grace,
             listener_limits: config.listener_limits,
+            in_flight,
         })
     }
 
@@ -308,13 +319,28 @@ impl Application {
         }
         // Ends open alarm streams at once (clients resume elsewhere) and stops the listeners.
         let _ = self.stop.send(true);
+        // Alarm streams whose client stopped reading cannot send their status
+        // (HTTP/2 flow control), so their connections never close by themselves:
+        // once only ended streams are left, give readers a moment, then cut them.
+        let in_flight = self.in_flight.clone();
+        let grpc_drained = async {
+            tokio::select! {
+                result = &mut grpc => Some(result),
+                () = in_flight.only_alarm_streams_for(STREAM_STATUS_FLUSH) => None,
+            }
+        };
         let drained = tokio::time::timeout(self.shutdown_grace, async {
-            tokio::join!(&mut grpc, &mut http)
+            tokio::join!(grpc_drained, &mut http)
         })
         .await;
         match drained {
-            Ok((grpc, http)) => {
+            Ok((Some(grpc), http)) => {
                 grpc??;
+                http?.map_err(StartError::Http)?;
+            }
+            Ok((None, http)) => {
+                tracing::info!("only alarm streams that stopped reading are left; cutting them");
+                grpc.abort();
                 http?.map_err(StartError::Http)?;
             }
             Err(_) => {

@@ -222,6 +222,45 @@ pub fn metrics() -> PrometheusHandle {
         .clone()
 }
 
+/// Counts events and lets one line speak for them per interval, so a
+/// client repeating a mistake cannot flood the log.
+#[derive(Debug)]
+pub struct OncePerInterval {
+    every: Duration,
+    unsaid: std::sync::atomic::AtomicU64,
+    last: Mutex<Option<std::time::Instant>>,
+}
+
+impl OncePerInterval {
+    pub const fn new(every: Duration) -> Self {
+        Self {
+            every,
+            unsaid: std::sync::atomic::AtomicU64::new(0),
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Counts one event; `Some(n)` when a line is due, `n` being the events
+    /// since the last line (this one included).
+    pub fn tick(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        self.unsaid.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::Instant::now();
+        {
+            let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|at| now.duration_since(at) < self.every) {
+                return None;
+            }
+            *last = Some(now);
+        }
+        Some(self.unsaid.swap(0, Ordering::Relaxed))
+    }
+
+    pub fn every(&self) -> Duration {
+        self.every
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use opentelemetry::trace::TraceContextExt as _;
@@ -242,6 +281,17 @@ mod tests {
                 .await
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn one_line_speaks_for_the_events_of_an_interval() {
+        let limit = OncePerInterval::new(Duration::from_secs(3600));
+        assert_eq!(limit.tick(), Some(1), "the first event is said at once");
+        assert_eq!(limit.tick(), None);
+        assert_eq!(limit.tick(), None);
+        let now = OncePerInterval::new(Duration::ZERO);
+        assert_eq!(now.tick(), Some(1));
+        assert_eq!(now.tick(), Some(1));
     }
 
     #[test]

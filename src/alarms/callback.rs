@@ -2,6 +2,7 @@
 //! envelope with code 200 only once the alarm is in the bus.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -15,6 +16,7 @@ use subtle::ConstantTimeEq;
 
 use super::callback_body::parse_callback;
 use super::{AlarmBus, Published, metrics};
+use crate::telemetry::OncePerInterval;
 
 pub const PATH: &str = "/mp/alarm-callback";
 /// MP's bodies are a few hundred bytes; anything near this is not MP.
@@ -67,14 +69,23 @@ async fn receive(
     if let Some(expected) = &state.token
         && !token_matches(expected, query.as_deref())
     {
-        tracing::warn!("alarm callback refused: missing or wrong token");
+        static REFUSED: OncePerInterval = OncePerInterval::new(Duration::from_secs(10));
+        if let Some(refused) = REFUSED.tick() {
+            tracing::warn!(
+                refused,
+                "alarm callbacks refused for a missing or wrong token since the last such line (at most one line per 10 s; see mp_gateway_alarms_rejected_total)"
+            );
+        }
         metrics::rejected("unauthorized");
         return envelope(StatusCode::UNAUTHORIZED, "missing or wrong token", None);
     }
     let report = match parse_callback(&body, crate::millis::now()) {
         Ok(report) => report,
         Err(error) => {
-            tracing::warn!(%error, "alarm callback refused: malformed body");
+            static MALFORMED: OncePerInterval = OncePerInterval::new(Duration::from_secs(10));
+            if let Some(refused) = MALFORMED.tick() {
+                tracing::warn!(%error, refused, "alarm callbacks refused as malformed since the last such line (at most one line per 10 s; this one's reason given)");
+            }
             metrics::rejected("malformed");
             return envelope(StatusCode::BAD_REQUEST, &error.to_string(), None);
         }

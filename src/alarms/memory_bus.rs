@@ -92,6 +92,11 @@ impl MemoryBus {
                 log.alarms.iter().skip(position + 1).cloned().collect()
             }
         };
-        Ok(Subscription::new(replay, live, resume_after))
+        Ok(Subscription::new(
+            replay,
+            live,
+            resume_after,
+            self.config.subscriber_buffer.max(1),
+        ))
     }
 }

@@ -7,6 +7,7 @@ pub const DUPLICATES: &str = "mp_gateway_alarms_duplicates_total";
 pub const REJECTED: &str = "mp_gateway_alarms_rejected_total";
 pub const DELIVERED: &str = "mp_gateway_alarms_delivered_total";
 pub const SUBSCRIBERS: &str = "mp_gateway_alarm_subscribers";
+pub const STREAMS_ENDED: &str = "mp_gateway_alarm_streams_ended_total";
 
 /// Registers the descriptions; call once the recorder is installed.
 pub fn describe() {
@@ -27,6 +28,10 @@ pub fn describe() {
         "Alarms sent to SubscribeAlarms streams (one per subscriber that gets it)"
     );
     describe_gauge!(SUBSCRIBERS, "Open SubscribeAlarms streams on this replica");
+    describe_counter!(
+        STREAMS_ENDED,
+        "SubscribeAlarms streams the relay ended, whether or not the client read the status (reason=too_slow|shutting_down|bus_closed)"
+    );
 }
 
 pub fn received() {
@@ -40,6 +45,16 @@ pub fn duplicate() {
 /// `reason`: unauthorized, malformed or unavailable.
 pub fn rejected(reason: &'static str) {
     counter!(REJECTED, "reason" => reason).increment(1);
+}
+
+/// Counts a stream the relay ended, and why.
+pub fn cut(why: &super::SubscriptionEnd) {
+    let reason = match why {
+        super::SubscriptionEnd::Lagged { .. } => "too_slow",
+        super::SubscriptionEnd::ShuttingDown => "shutting_down",
+        super::SubscriptionEnd::Closed => "bus_closed",
+    };
+    counter!(STREAMS_ENDED, "reason" => reason).increment(1);
 }
 
 /// The delivery counter, looked up once per stream: deliveries are the hot path

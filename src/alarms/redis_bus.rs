@@ -114,7 +114,12 @@ impl RedisBus {
             None => VecDeque::new(),
             Some(after) => self.replay_after(after).await?,
         };
-        Ok(Subscription::new(replay, live, resume_after))
+        Ok(Subscription::new(
+            replay,
+            live,
+            resume_after,
+            self.config.subscriber_buffer.max(1),
+        ))
     }
 
     async fn reader_started(&self) -> Result<(), BusError> {

@@ -27,6 +27,8 @@ pub struct Subscription {
     live: broadcast::Receiver<Arc<Alarm>>,
     /// The last alarm handed out; live alarms at or before it were already replayed.
     last: Option<AlarmId>,
+    /// The live channel's capacity (tokio rounds it up to a power of two).
+    capacity: usize,
 }
 
 impl Subscription {
@@ -34,12 +36,26 @@ impl Subscription {
         replay: VecDeque<Arc<Alarm>>,
         live: broadcast::Receiver<Arc<Alarm>>,
         resume_after: Option<AlarmId>,
+        capacity: usize,
     ) -> Self {
         Self {
             replay,
             live,
             last: resume_after,
+            capacity,
         }
+    }
+
+    /// Whether live alarms arrived faster than this subscription was read, past
+    /// the buffer: the next [`Self::next`] after the replay ends in `Lagged`.
+    /// Lets a holder that cannot read (its subscriber is stuck) notice the lag.
+    pub fn overrun(&self) -> bool {
+        self.live.len() > self.capacity.next_power_of_two()
+    }
+
+    /// The last alarm handed out.
+    pub fn last(&self) -> Option<AlarmId> {
+        self.last
     }
 
     /// The next alarm, waiting for one if needed.

@@ -6,6 +6,7 @@ use tonic::{Request, Response, Status};
 use tokio::sync::watch;
 
 use super::alarm_stream::{AlarmFilter, alarm_stream};
+use super::in_flight::InFlight;
 use super::requests::{AlarmSubscription, CallbackRegistration, Identified};
 use super::{caller_deadline, parse};
 use crate::alarms::AlarmBus;
@@ -27,6 +28,8 @@ pub struct AlarmApi {
     bus: AlarmBus,
     /// Turns true on shutdown: open streams end at once with UNAVAILABLE.
     shutdown: watch::Receiver<bool>,
+    /// Counts open streams so a shutdown can tell when only stuck ones are left.
+    in_flight: InFlight,
 }
 
 impl AlarmApi {
@@ -35,12 +38,14 @@ impl AlarmApi {
         default_callback_url: Option<CallbackUrl>,
         bus: AlarmBus,
         shutdown: watch::Receiver<bool>,
+        in_flight: InFlight,
     ) -> Self {
         Self {
             mp,
             default_callback_url,
             bus,
             shutdown,
+            in_flight,
         }
     }
 
@@ -115,7 +120,12 @@ impl AlarmService for AlarmApi {
             min_used_percent: wanted.min_used_percent,
         };
         let subscription = self.bus.subscribe(wanted.resume_after).await?;
-        let stream = alarm_stream(subscription, filter, self.shutdown.clone());
+        let stream = alarm_stream(
+            subscription,
+            filter,
+            self.shutdown.clone(),
+            self.in_flight.alarm_stream(),
+        );
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -3,12 +3,14 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::Stream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
 
-use crate::alarms::{Alarm, Subscription, SubscriptionEnd, metrics};
+use super::in_flight::Open;
+use crate::alarms::{Alarm, AlarmId, Subscription, SubscriptionEnd, metrics};
 use crate::proto;
 
 /// Which alarms a subscriber wants.
@@ -43,15 +45,11 @@ pub fn to_proto(alarm: &Alarm) -> proto::Alarm {
     }
 }
 
-struct StreamState {
-    subscription: Subscription,
-    /// Counts this stream on the subscriber gauge while it lives.
-    _gauge: metrics::Subscriber,
-    delivered: ::metrics::Counter,
-    filter: AlarmFilter,
-    shutdown: watch::Receiver<bool>,
-    ended: bool,
-}
+/// Alarms between the forwarder and the response body. Small: the lag limit is
+/// the bus subscription's buffer, which keeps filling while this is full.
+const HANDOFF: usize = 16;
+/// How often a forwarder whose subscriber is not reading checks for lag.
+const LAG_CHECK: Duration = Duration::from_millis(100);
 
 /// Resolves once shutdown is requested (never, if nobody can request it).
 async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
@@ -60,42 +58,108 @@ async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
     }
 }
 
+/// The body of one SubscribeAlarms call. A task per stream moves alarms from the
+/// bus into a small channel the body drains, and decides on its own (whether or
+/// not the client reads, so whether or not tonic polls the body) when the
+/// stream ends: the subscriber lagged, the gateway stops, or the bus closed.
+/// The body then ends with that status before any alarm still queued.
 pub fn alarm_stream(
     subscription: Subscription,
     filter: AlarmFilter,
     shutdown: watch::Receiver<bool>,
+    open: Open,
 ) -> impl Stream<Item = Result<proto::SubscribeAlarmsResponse, Status>> + Send + 'static {
-    let state = StreamState {
-        subscription,
-        _gauge: metrics::Subscriber::open(),
+    let (alarms, received) = mpsc::channel(HANDOFF);
+    let (end, ended) = oneshot::channel();
+    let last = subscription.last();
+    tokio::spawn(forward(subscription, filter, shutdown, alarms, end));
+    let body = Body {
+        alarms: received,
+        end: ended,
+        last,
         delivered: metrics::delivered_counter(),
-        filter,
-        shutdown,
         ended: false,
+        _open: open,
     };
-    futures::stream::unfold(state, |mut state| async move {
-        if state.ended {
+    futures::stream::unfold(body, |mut body| async move {
+        let item = body.next().await?;
+        Some((item, body))
+    })
+}
+
+struct Body {
+    alarms: mpsc::Receiver<Arc<Alarm>>,
+    end: oneshot::Receiver<SubscriptionEnd>,
+    /// The last alarm yielded to tonic: where a lagged subscriber resumes.
+    last: Option<AlarmId>,
+    delivered: ::metrics::Counter,
+    ended: bool,
+    /// Counts this body for the shutdown drain while it lives.
+    _open: Open,
+}
+
+impl Body {
+    async fn next(&mut self) -> Option<Result<proto::SubscribeAlarmsResponse, Status>> {
+        if self.ended {
             return None;
         }
-        loop {
-            let next = tokio::select! {
-                () = shutdown_requested(&mut state.shutdown) => Err(SubscriptionEnd::ShuttingDown),
-                next = state.subscription.next() => next,
-            };
-            let item = match next {
-                Ok(alarm) if !state.filter.matches(&alarm) => continue,
-                Ok(alarm) => {
-                    state.delivered.increment(1);
-                    Ok(response(&alarm))
-                }
-                Err(end) => {
-                    state.ended = true;
-                    Err(Status::from(end))
-                }
-            };
-            return Some((item, state));
+        tokio::select! {
+            biased;
+            end = &mut self.end => {
+                self.ended = true;
+                let end = match end {
+                    Ok(SubscriptionEnd::Lagged { .. }) => SubscriptionEnd::Lagged { last: self.last },
+                    Ok(end) => end,
+                    // The forwarder only stops silently when this body is gone.
+                    Err(_) => SubscriptionEnd::Closed,
+                };
+                Some(Err(Status::from(end)))
+            }
+            Some(alarm) = self.alarms.recv() => {
+                self.last = Some(alarm.id);
+                self.delivered.increment(1);
+                Some(Ok(response(&alarm)))
+            }
         }
-    })
+    }
+}
+
+/// Moves matching alarms to the body until the stream ends, then says why.
+async fn forward(
+    mut subscription: Subscription,
+    filter: AlarmFilter,
+    mut shutdown: watch::Receiver<bool>,
+    alarms: mpsc::Sender<Arc<Alarm>>,
+    end: oneshot::Sender<SubscriptionEnd>,
+) {
+    // Counts the subscriber until it is cut, even if its body lingers unread.
+    let _gauge = metrics::Subscriber::open();
+    let why = loop {
+        let next = tokio::select! {
+            () = shutdown_requested(&mut shutdown) => Err(SubscriptionEnd::ShuttingDown),
+            () = alarms.closed() => return,
+            next = subscription.next() => next,
+        };
+        let alarm = match next {
+            Ok(alarm) if !filter.matches(&alarm) => continue,
+            Ok(alarm) => alarm,
+            Err(end) => break end,
+        };
+        tokio::select! {
+            () = shutdown_requested(&mut shutdown) => break SubscriptionEnd::ShuttingDown,
+            () = lagging(&subscription) => break SubscriptionEnd::Lagged { last: None },
+            sent = alarms.send(alarm) => if sent.is_err() { return },
+        }
+    };
+    metrics::cut(&why);
+    let _ = end.send(why);
+}
+
+/// Resolves once the subscription overran its buffer while the body was full.
+async fn lagging(subscription: &Subscription) {
+    while !subscription.overrun() {
+        tokio::time::sleep(LAG_CHECK).await;
+    }
 }
 
 fn response(alarm: &Arc<Alarm>) -> proto::SubscribeAlarmsResponse {

@@ -1,27 +1,66 @@
 //! Bearer-token authentication for the gRPC API, as a tower layer in front of
 //! every service. Health and reflection stay open so probes and grpcurl work.
+//!
+//! Refusals are counted (`mp_gateway_grpc_auth_refused_total{reason}`) and said
+//! at WARN at most once per [`WARN_EVERY`], with how many there were: a client
+//! with a wrong token retrying in a loop must not flood the log.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::future::{Either, Ready, ready};
 use http::{Request, Response};
+use metrics::counter;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use tower::{Layer, Service};
 
 use super::status::{AuthFailure, unauthenticated};
+use crate::telemetry::OncePerInterval;
+
+pub const REFUSED: &str = "mp_gateway_grpc_auth_refused_total";
+/// At most one WARN line about refused calls per this long.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Accepts `authorization: Bearer <token>` for any of `tokens`; with no tokens, everything.
 #[derive(Clone, Default)]
 pub struct BearerAuthLayer {
     tokens: Arc<[SecretString]>,
+    refusals: Arc<Refusals>,
 }
 
 impl BearerAuthLayer {
     pub fn new(tokens: Vec<SecretString>) -> Self {
         Self {
             tokens: tokens.into(),
+            refusals: Arc::default(),
+        }
+    }
+}
+
+/// Refused calls, said in at most one WARN line per [`WARN_EVERY`].
+struct Refusals(OncePerInterval);
+
+impl Default for Refusals {
+    fn default() -> Self {
+        Self(OncePerInterval::new(WARN_EVERY))
+    }
+}
+
+impl Refusals {
+    fn record(&self, failure: AuthFailure) {
+        let reason = match failure {
+            AuthFailure::Missing => "missing_token",
+            AuthFailure::Invalid => "invalid_token",
+        };
+        counter!(REFUSED, "reason" => reason).increment(1);
+        if let Some(refused) = self.0.tick() {
+            tracing::warn!(
+                refused,
+                every_secs = WARN_EVERY.as_secs(),
+                "gRPC calls refused for a missing or unknown bearer token since the last such line (at most one line per interval; see {REFUSED})"
+            );
         }
     }
 }
@@ -33,6 +72,7 @@ impl<S> Layer<S> for BearerAuthLayer {
         BearerAuth {
             inner,
             tokens: self.tokens.clone(),
+            refusals: self.refusals.clone(),
         }
     }
 }
@@ -41,6 +81,7 @@ impl<S> Layer<S> for BearerAuthLayer {
 pub struct BearerAuth<S> {
     inner: S,
     tokens: Arc<[SecretString]>,
+    refusals: Arc<Refusals>,
 }
 
 impl<S> BearerAuth<S> {
@@ -84,7 +125,10 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         match self.check(&request) {
             Ok(()) => Either::Left(self.inner.call(request)),
-            Err(failure) => Either::Right(ready(Ok(unauthenticated(failure).into_http()))),
+            Err(failure) => {
+                self.refusals.record(failure);
+                Either::Right(ready(Ok(unauthenticated(failure).into_http())))
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 mod alarm_service;
 mod alarm_stream;
 pub(crate) mod auth;
+mod in_flight;
 pub mod observe;
 mod order_service;
 mod product_service;
@@ -13,6 +14,7 @@ mod traffic_service;
 use std::time::Duration;
 
 pub use alarm_service::AlarmApi;
+pub use in_flight::InFlight;
 pub use order_service::OrderApi;
 pub use product_service::ProductApi;
 pub use traffic_service::TrafficApi;

@@ -27,6 +27,7 @@ use tracing::Instrument as _;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use super::in_flight::{InFlight, Open};
 use crate::domain::RequestId;
 
 pub const REQUESTS: &str = "mp_gateway_grpc_requests_total";
@@ -50,6 +51,10 @@ pub fn describe() {
         DURATION,
         metrics::Unit::Seconds,
         "gRPC call latency by method, until the last response byte (a stream: its whole life)"
+    );
+    describe_counter!(
+        super::auth::REFUSED,
+        "gRPC calls refused by bearer-token auth (reason=missing_token|invalid_token); logged at WARN at most once per 10 s"
     );
 }
 
@@ -126,6 +131,7 @@ impl KnownMethods {
 pub struct ObserveLayer {
     methods: KnownMethods,
     access_log: bool,
+    in_flight: InFlight,
 }
 
 impl ObserveLayer {
@@ -135,7 +141,14 @@ impl ObserveLayer {
         Self {
             methods,
             access_log,
+            in_flight: InFlight::default(),
         }
+    }
+
+    /// Counts every call in `in_flight` until its response body is gone.
+    pub fn counting(mut self, in_flight: InFlight) -> Self {
+        self.in_flight = in_flight;
+        self
     }
 }
 
@@ -147,6 +160,7 @@ impl<S> Layer<S> for ObserveLayer {
             inner,
             methods: self.methods.clone(),
             access_log: self.access_log,
+            in_flight: self.in_flight.clone(),
         }
     }
 }
@@ -156,6 +170,7 @@ pub struct Observe<S> {
     inner: S,
     methods: KnownMethods,
     access_log: bool,
+    in_flight: InFlight,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Observe<S>
@@ -175,7 +190,8 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let rpc = Rpc::start(&request, &self.methods, self.access_log);
+        let mut rpc = Rpc::start(&request, &self.methods, self.access_log);
+        rpc.open = Some(self.in_flight.call());
         let note = rpc.note.clone();
         let span = rpc.note.span.clone();
         let response = span.in_scope(|| self.inner.call(request));
@@ -205,6 +221,8 @@ struct Rpc {
     started: Instant,
     note: Arc<Note>,
     finished: bool,
+    /// Counts the call as in flight until the call is dropped.
+    open: Option<Open>,
 }
 
 impl Rpc {
@@ -234,6 +252,7 @@ impl Rpc {
                 request_id: Mutex::new(None),
             }),
             finished: false,
+            open: None,
         }
     }
 

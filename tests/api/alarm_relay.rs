@@ -20,8 +20,9 @@ use tonic_types::StatusExt;
 
 use crate::support::{
     ACCESS_KEY, OwnRedis, SHARED_REDIS, TestGateway, active_order, callback_body, closed_port,
-    config_for, error_reason, eventually, gateway, http_client, post_callback, redis_connection,
-    redis_xlen, shared_redis, start_sandbox_with_traffic, unique_prefix, violated_fields,
+    config_for, error_reason, eventually, gateway, http_client, metric, padded_callback_body,
+    post_callback, redis_connection, redis_xlen, shared_redis, start_sandbox_with_traffic,
+    subscriber_that_never_reads, unique_prefix, violated_fields,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -573,6 +574,44 @@ async fn a_stalled_subscriber_neither_delays_a_healthy_one_nor_misses_alarms_sil
     assert_eq!(end.code(), Code::ResourceExhausted);
     assert!(end.message().contains("resume_after"), "{}", end.message());
     assert_eq!(error_reason(&end).as_deref(), Some("SUBSCRIBER_TOO_SLOW"));
+}
+
+/// The lag limit holds even when tonic cannot poll the stream (its client's
+/// window is full): the relay cuts the subscriber by itself.
+#[tokio::test]
+async fn a_subscriber_that_never_reads_is_cut_without_reading() {
+    let (gateway, _sandbox) = gateway()
+        .with(|config| config.alarm_bus.subscriber_buffer = 16)
+        .start()
+        .await;
+    let stuck = subscriber_that_never_reads(gateway.grpc_addr).await;
+    eventually(WAIT, "the subscriber is counted", || async {
+        metric(gateway.http_addr, "mp_gateway_alarm_subscribers", &[]).await == 1.0
+    })
+    .await;
+    let client = http_client();
+    for i in 0..1000 {
+        assert_eq!(
+            post_callback(&client, &gateway, "", &padded_callback_body(i)).await,
+            200
+        );
+    }
+    eventually(
+        Duration::from_secs(5),
+        "the stuck subscriber is cut",
+        || async {
+            metric(gateway.http_addr, "mp_gateway_alarm_subscribers", &[]).await == 0.0
+                && metric(
+                    gateway.http_addr,
+                    "mp_gateway_alarm_streams_ended_total",
+                    &["reason=\"too_slow\""],
+                )
+                .await
+                    == 1.0
+        },
+    )
+    .await;
+    drop(stuck);
 }
 
 #[tokio::test]

@@ -10,8 +10,8 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
 use crate::support::{
-    free_port, gateway_binary, gateway_with_sandbox, loopback, sandbox_binary, sigterm_and_wait,
-    wait_until_ready,
+    free_port, gateway_binary, gateway_with_sandbox, http_client, loopback, padded_callback_body,
+    sandbox_binary, sigterm_and_wait, subscriber_that_never_reads, wait_until_ready,
 };
 
 async fn http_status(addr: std::net::SocketAddr, path: &str) -> u16 {
@@ -115,6 +115,38 @@ async fn the_binary_in_sandbox_mode_serves_and_exits_cleanly_on_sigterm() {
     // Well past the grace period (3 s).
     let exit = sigterm_and_wait(child, Duration::from_secs(10)).await;
     assert!(exit.success(), "exit status {exit}");
+}
+
+/// A subscriber whose client stopped reading cannot be sent its status, so
+/// its connection never closes by itself; the gateway must not wait out the
+/// grace period (30 s here) for it.
+#[tokio::test]
+async fn a_subscriber_that_never_reads_does_not_hold_sigterm_for_the_grace_period() {
+    let (grpc, http) = (free_port(), free_port());
+    let mut child = sandbox_binary(grpc, http)
+        .env("SHUTDOWN_GRACE_SECS", "30")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    wait_until_ready(&mut child, loopback(http), Duration::from_secs(20)).await;
+    let stuck = subscriber_that_never_reads(loopback(grpc)).await;
+    let client = http_client();
+    // Enough to fill the 64 KiB window, well short of the lag limit (1024).
+    for i in 0..400 {
+        let status = client
+            .post(format!("http://{}/mp/alarm-callback", loopback(http)))
+            .json(&padded_callback_body(i))
+            .send()
+            .await
+            .expect("callback endpoint answers")
+            .status();
+        assert_eq!(status, 200);
+    }
+    // About 1 s: the time a reading subscriber gets to receive its status.
+    let exit = sigterm_and_wait(child, Duration::from_secs(3)).await;
+    assert!(exit.success(), "exit status {exit}");
+    drop(stuck);
 }
 
 #[test]

@@ -16,7 +16,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::support::{
-    callback_body, free_port, http_client, loopback, sandbox_binary, sigterm_and_wait,
+    callback_body, free_port, http_client, loopback, metric, sandbox_binary, sigterm_and_wait,
     wait_until_ready, with_token,
 };
 
@@ -327,5 +327,77 @@ async fn without_the_access_log_only_failed_calls_are_logged_and_with_it_every_c
             ("INVALID_ARGUMENT", "INFO"),
             ("UNAVAILABLE", "WARN")
         ]
+    );
+}
+
+/// A client retrying with a wrong token must not flood the log: refusals are
+/// counted, and said at WARN at most once per interval with how many.
+#[tokio::test]
+async fn refused_tokens_are_counted_and_warned_about_at_most_once_per_interval() {
+    let (grpc, http) = (free_port(), free_port());
+    let log = std::env::temp_dir().join(format!("mp-gateway-auth-{}.log", uuid::Uuid::new_v4()));
+    let mut child = start_gateway(grpc, http, &log);
+    let http_addr = loopback(http);
+    wait_until_ready(&mut child, http_addr, Duration::from_secs(20)).await;
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
+        .expect("valid URI")
+        .connect()
+        .await
+        .expect("gRPC port accepts");
+    let mut products = ProductServiceClient::new(channel);
+    for _ in 0..200 {
+        let refused = products
+            .list_products(with_token(
+                ListProductsRequest::default(),
+                Some("not-a-token"),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated);
+    }
+    let client = http_client();
+    for _ in 0..200 {
+        let refused = client
+            .post(format!("http://{http_addr}/mp/alarm-callback?token=wrong"))
+            .json(&callback_body("ORDER_1", "53%", "wrong-token"))
+            .send()
+            .await
+            .expect("the callback endpoint answers");
+        assert_eq!(refused.status().as_u16(), 401);
+    }
+    let counted = metric(
+        http_addr,
+        "mp_gateway_grpc_auth_refused_total",
+        &["reason=\"invalid_token\""],
+    )
+    .await;
+    let exit = sigterm_and_wait(child, Duration::from_secs(15)).await;
+
+    let stdout = std::fs::read_to_string(&log).expect("log file");
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(log.with_extension("stderr"));
+    assert!(exit.success(), "exit status {exit}");
+    assert_eq!(counted, 200.0);
+    let warnings: Vec<Value> = json_lines(&stdout)
+        .into_iter()
+        .filter(|l| l["level"] == "WARN" && l["target"] == "mp_gateway::api::auth")
+        .collect();
+    assert!(
+        (1..=2).contains(&warnings.len()),
+        "{} WARN lines about refused tokens: {warnings:#?}",
+        warnings.len()
+    );
+    assert!(
+        warnings[0]["refused"].as_u64().is_some(),
+        "{:#?}",
+        warnings[0]
+    );
+    let callback_warnings = json_lines(&stdout)
+        .into_iter()
+        .filter(|l| l["level"] == "WARN" && l["target"] == "mp_gateway::alarms::callback")
+        .count();
+    assert!(
+        (1..=2).contains(&callback_warnings),
+        "{callback_warnings} WARN lines for 200 callbacks with a wrong token"
     );
 }

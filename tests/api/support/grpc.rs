@@ -31,3 +31,28 @@ pub fn with_timeout<T>(message: T, timeout: std::time::Duration) -> tonic::Reque
     request.set_timeout(timeout);
     request
 }
+
+/// A SubscribeAlarms stream over a connection with a 64 KiB receive window (as
+/// many clients have): left unread, HTTP/2 flow control soon stops the server
+/// from sending anything more on it, trailers included.
+pub async fn subscriber_that_never_reads(
+    grpc_addr: std::net::SocketAddr,
+) -> tonic::Streaming<mp_gateway::proto::SubscribeAlarmsResponse> {
+    let small_window = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
+        .expect("valid URI")
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .expect("connects");
+    mp_gateway::proto::alarm_service_client::AlarmServiceClient::new(small_window)
+        .subscribe_alarms(mp_gateway::proto::SubscribeAlarmsRequest::default())
+        .await
+        .expect("subscription starts")
+        .into_inner()
+}
+
+/// An alarm callback body padded so that a few hundred alarms fill a 64 KiB window.
+pub fn padded_callback_body(i: usize) -> serde_json::Value {
+    super::callback_body("ORDER_1", "53%", &format!("{i}-{}", "x".repeat(120)))
+}

@@ -21,7 +21,10 @@ pub use gateway::{
     ACCESS_KEY, SECRET_KEY, TestGateway, config_for, gateway, gateway_with_sandbox, start_sandbox,
     start_sandbox_with_traffic,
 };
-pub use grpc::{error_reason, violated_fields, with_timeout, with_token};
+pub use grpc::{
+    error_reason, padded_callback_body, subscriber_that_never_reads, violated_fields, with_timeout,
+    with_token,
+};
 pub use metrics::{counter, metric, metrics_page};
 pub use mp_double::{MpDouble, Reply};
 pub use orders::{active_order, new_order, order};
