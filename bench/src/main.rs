@@ -206,7 +206,14 @@ async fn run(options: &Options) -> Result<(), BenchError> {
     println!("{machine}");
     for scenario in chosen {
         println!("\n== {}: {}", scenario.name, scenario.about);
-        let section = (scenario.run)(options).await?;
+        let mut section = (scenario.run)(options).await?;
+        if let Some(load) = report::load_now() {
+            section.notes.push_str(&format!(
+                " Load average at the end of the scenario (1, 5, 15 min, as uptime prints it): \
+                 {load}, on {} cores; anything above the processes measured ran beside them.",
+                std::thread::available_parallelism().map_or(1, usize::from)
+            ));
+        }
         println!("{}", section.table);
         if options.output.as_os_str() != "-" {
             report::update(&options.output, scenario.name, &section, &machine).map_err(
