@@ -3,7 +3,10 @@
 //! that makes a measurement less trustworthy. Linux only; elsewhere `None`.
 
 use std::fmt;
-use std::time::Instant;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::load::Stats;
 
 /// Linux reports CPU time in these (USER_HZ, 100 on every common platform).
 const TICKS_PER_SEC: f64 = 100.0;
@@ -101,15 +104,99 @@ fn machine_busy_ticks() -> Option<u64> {
 
 /// utime + stime + cutime + cstime of /proc/self/stat (fields 14–17).
 fn own_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    stat_ticks("self", 4)
+}
+
+/// The sum of the first `fields` of utime, stime, cutime, cstime in
+/// /proc/`pid`/stat (fields 14–17), in ticks. All threads of the process
+/// count, those that have already exited too.
+fn stat_ticks(pid: &str, fields: usize) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces; the fields after it do not.
     let after_name = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    fields
-        .get(11..15)?
+    let all: Vec<&str> = after_name.split_whitespace().collect();
+    all.get(11..11 + fields)?
         .iter()
         .map(|f| f.parse::<u64>().ok())
         .sum()
+}
+
+/// CPU time (user + system) one process spends on a kind of call, summed
+/// over measured rounds: [`ProcessCpu::round`] reads /proc/PID/stat before
+/// and after each. The reads are in ticks of 10 ms (USER_HZ is 100 on Linux;
+/// without libc there is no `sysconf(_SC_CLK_TCK)` to ask), so a round is
+/// off by up to a tick; summed over the rounds of a row that stays small.
+#[derive(Debug, Clone)]
+pub struct ProcessCpu {
+    /// `None`: this process (the load generator).
+    pid: Option<u32>,
+    ticks: u64,
+    calls: u64,
+    /// A read failed (not Linux, or the process is gone).
+    unknown: bool,
+}
+
+impl ProcessCpu {
+    pub fn of(pid: u32) -> Self {
+        Self {
+            pid: Some(pid),
+            ticks: 0,
+            calls: 0,
+            unknown: false,
+        }
+    }
+
+    pub fn this_process() -> Self {
+        Self {
+            pid: None,
+            ..Self::of(0)
+        }
+    }
+
+    fn read(&self) -> Option<u64> {
+        match self.pid {
+            // Not cutime/cstime: the servers are children of this process.
+            None => stat_ticks("self", 2),
+            Some(pid) => stat_ticks(&pid.to_string(), 2),
+        }
+    }
+
+    /// Reads every meter, awaits the round, reads again and adds what each
+    /// process used to its total, with the calls the round completed.
+    pub async fn round<F, E>(meters: &mut [&mut ProcessCpu], round: F) -> Result<Stats, E>
+    where
+        F: Future<Output = Result<Stats, E>>,
+    {
+        let before: Vec<Option<u64>> = meters.iter().map(|m| m.read()).collect();
+        let stats = round.await?;
+        for (meter, before) in meters.iter_mut().zip(before) {
+            match (before, meter.read()) {
+                (Some(a), Some(b)) => meter.ticks += b.saturating_sub(a),
+                _ => meter.unknown = true,
+            }
+            meter.calls += stats.completed();
+        }
+        Ok(stats)
+    }
+
+    /// CPU time per call, if every read succeeded.
+    pub fn per_call(&self) -> Option<Duration> {
+        if self.unknown || self.calls == 0 {
+            return None;
+        }
+        Some(Duration::from_secs_f64(
+            self.ticks as f64 / TICKS_PER_SEC / self.calls as f64,
+        ))
+    }
+}
+
+impl fmt::Display for ProcessCpu {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.per_call() {
+            Some(cpu) => write!(f, "{:.1} µs", cpu.as_secs_f64() * 1e6),
+            None => write!(f, "n/a"),
+        }
+    }
 }
 
 async fn redis_cpu_secs(conn: &mut redis::aio::MultiplexedConnection) -> Option<f64> {

@@ -9,12 +9,20 @@ pub struct Stats {
     /// Latencies of the completed calls, in microseconds.
     latencies_us: Vec<u32>,
     elapsed: Duration,
+    /// Every call that completed, those of the warm-up too: what the
+    /// servers' CPU time over the whole run is divided by.
+    completed: u64,
 }
 
 impl Stats {
     pub fn merge(&mut self, other: Stats) {
         self.latencies_us.extend(other.latencies_us);
         self.elapsed += other.elapsed;
+        self.completed += other.completed;
+    }
+
+    pub fn completed(&self) -> u64 {
+        self.completed
     }
 
     pub fn requests_per_sec(&self) -> f64 {
@@ -53,27 +61,30 @@ where
             let call = call.clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(64 * 1024);
+                let mut completed = 0_u64;
                 loop {
                     let sent = Instant::now();
                     if sent >= stop_at {
                         break;
                     }
                     call(i).await?;
+                    completed += 1;
                     if sent >= measure_from {
                         let micros = sent.elapsed().as_micros();
                         latencies.push(u32::try_from(micros).unwrap_or(u32::MAX));
                     }
                 }
-                Ok::<_, tonic::Status>(latencies)
+                Ok::<_, tonic::Status>((latencies, completed))
             })
         })
         .collect();
     let mut stats = Stats::default();
     for worker in workers {
-        let latencies = worker
+        let (latencies, completed) = worker
             .await
             .map_err(|e| tonic::Status::internal(format!("a client task failed: {e}")))??;
         stats.latencies_us.extend(latencies);
+        stats.completed += completed;
     }
     stats.elapsed = Instant::now().saturating_duration_since(measure_from);
     Ok(stats)

@@ -19,14 +19,16 @@ mod gateway;
 mod histogram;
 mod load;
 mod passthrough;
+mod process;
 mod product_cache;
 mod report;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use report::Section;
 
@@ -66,6 +68,8 @@ const SCENARIOS: &[Scenario] = &[
     about = "Load benchmarks of mp-gateway on this machine"
 )]
 struct Options {
+    #[command(subcommand)]
+    internal: Option<Internal>,
     /// Scenarios to run [default: all]; `--list` names them.
     scenarios: Vec<String>,
     /// List the scenarios and exit.
@@ -90,9 +94,34 @@ struct Options {
     /// under a fresh prefix and delete them at the end.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
+    /// Tokio worker threads of the load generator (and of what alarm-relay
+    /// and footprint still run in this process). The servers measured run
+    /// one each, in processes of their own.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
     /// Where the results go; `-` prints only.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../BENCHMARKS.md"))]
     output: PathBuf,
+}
+
+/// What the scenarios start this binary for.
+#[derive(Debug, Subcommand)]
+enum Internal {
+    /// Serve a ceiling server in this process until killed.
+    #[command(hide = true)]
+    ServeCeiling {
+        #[command(subcommand)]
+        ceiling: Ceiling,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Ceiling {
+    /// A bare tonic ProductService answering the ListProductsResponse read from stdin.
+    ProductCache {
+        #[arg(long)]
+        grpc: SocketAddr,
+    },
 }
 
 impl Options {
@@ -122,16 +151,47 @@ impl BenchError {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let options = Options::parse();
+    // A ceiling gets one worker like the gateway it is compared with.
+    let workers = match options.internal {
+        Some(_) => 1,
+        None => options.client_threads.max(1),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(start(options)),
+        Err(error) => {
+            eprintln!("mp-bench: cannot start tokio: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(options: Options) -> ExitCode {
+    if let Some(Internal::ServeCeiling { ceiling }) = &options.internal {
+        let served = match ceiling {
+            Ceiling::ProductCache { grpc } => product_cache::serve_ceiling(*grpc).await,
+        };
+        return match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("mp-bench serve-ceiling: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let options = &options;
     if options.list {
         for scenario in SCENARIOS {
             println!("{:<16} {}", scenario.name, scenario.about);
         }
         return ExitCode::SUCCESS;
     }
-    match run(&options).await {
+    match run(options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("mp-bench: {error}");
@@ -146,7 +206,14 @@ async fn run(options: &Options) -> Result<(), BenchError> {
     println!("{machine}");
     for scenario in chosen {
         println!("\n== {}: {}", scenario.name, scenario.about);
-        let section = (scenario.run)(options).await?;
+        let mut section = (scenario.run)(options).await?;
+        if let Some(load) = report::load_now() {
+            section.notes.push_str(&format!(
+                " Load average at the end of the scenario (1, 5, 15 min, as uptime prints it): \
+                 {load}, on {} cores; anything above the processes measured ran beside them.",
+                std::thread::available_parallelism().map_or(1, usize::from)
+            ));
+        }
         println!("{}", section.table);
         if options.output.as_os_str() != "-" {
             report::update(&options.output, scenario.name, &section, &machine).map_err(

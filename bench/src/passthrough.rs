@@ -1,20 +1,20 @@
 //! `passthrough`: what the gateway adds to an MP call. GetOrderStatus through
 //! the gateway against the same signed REST call made straight to the
-//! sandbox, in alternating rounds of the same run.
+//! sandbox (MP's stand-in, a process of its own), in alternating rounds of
+//! the same run.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use mp_gateway::config::Settings;
 use mp_gateway::mp::signing::{self, SigningInput};
 use mp_gateway::proto::order_service_client::OrderServiceClient;
 use mp_gateway::proto::{CreateOrderRequest, GetOrderStatusRequest};
-use mp_gateway::sandbox::{Sandbox, SandboxConfig};
 use reqwest::header::{HeaderMap, HeaderValue};
 use tonic::transport::Channel;
 
+use crate::cpu::ProcessCpu;
 use crate::gateway;
 use crate::load::{self, Stats};
+use crate::process;
 use crate::report::{Section, Table, micros};
 use crate::{BenchError, Options};
 
@@ -27,14 +27,19 @@ const MAX_CONNECTIONS: usize = 4;
 
 pub async fn run(options: &Options) -> Result<Section, BenchError> {
     mp_gateway::tls::install_crypto_provider();
-    let sandbox = Sandbox::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        SandboxConfig::new(ACCESS_KEY, SECRET_KEY.into()),
+    let sandbox = process::Server::sandbox(ACCESS_KEY, SECRET_KEY).await?;
+    let mp_base_url = format!("http://{}", sandbox.addr);
+    let gateway = process::Server::gateway(
+        &[],
+        &[
+            ("MP_BASE_URL", mp_base_url.as_str()),
+            ("MP_ACCESS_KEY", ACCESS_KEY),
+            ("MP_SECRET_KEY", SECRET_KEY),
+        ],
     )
-    .await
-    .map_err(BenchError::start)?;
-    let gateway = start_gateway(&sandbox.base_url()).await?;
-    let order_code = OrderServiceClient::new(gateway.clone())
+    .await?;
+    let channel = gateway::connect(gateway.addr).await?;
+    let order_code = OrderServiceClient::new(channel.clone())
         .create_order(CreateOrderRequest {
             product_id: 6,
             activate: Some(true),
@@ -43,31 +48,52 @@ pub async fn run(options: &Options) -> Result<Section, BenchError> {
         .await?
         .into_inner()
         .order_code;
-    let direct = DirectCall::new(&sandbox.base_url(), &order_code)?;
+    let direct = DirectCall::new(&mp_base_url, &order_code)?;
 
     let mut table = Table::new(&[
-        "clients",
+        "in flight",
         "gateway p50",
         "gateway p99",
         "direct REST p50",
         "direct REST p99",
         "overhead p50",
         "overhead p99",
+        "gateway CPU/call",
+        "direct reqwest CPU/call",
+        "MP sandbox CPU/call (via gateway; direct)",
     ]);
     let rounds = options.rounds.max(1);
     let round = options.measured() / rounds;
     for &clients in CLIENTS {
         let channels: Vec<_> = (0..clients.min(MAX_CONNECTIONS))
-            .map(|_| OrderServiceClient::new(gateway.clone()))
+            .map(|_| OrderServiceClient::new(channel.clone()))
             .collect();
         let (mut through, mut straight) = (Stats::default(), Stats::default());
+        let mut gateway_cpu = gateway.cpu();
+        let (mut mp_via, mut mp_direct) = (sandbox.cpu(), sandbox.cpu());
+        let mut reqwest_cpu = ProcessCpu::this_process();
         for _ in 0..rounds {
-            through.merge(via_gateway(&channels, &order_code, clients, round).await?);
-            straight.merge(direct.measure(clients, round).await?);
+            through.merge(
+                ProcessCpu::round(
+                    &mut [&mut gateway_cpu, &mut mp_via],
+                    via_gateway(&channels, &order_code, clients, round),
+                )
+                .await?,
+            );
+            straight.merge(
+                ProcessCpu::round(
+                    &mut [&mut reqwest_cpu, &mut mp_direct],
+                    direct.measure(clients, round),
+                )
+                .await?,
+            );
         }
         let (g50, g99) = (through.quantile(0.50), through.quantile(0.99));
         let (d50, d99) = (straight.quantile(0.50), straight.quantile(0.99));
-        eprintln!("  {clients:>2} clients: gateway p50 {g50:?}, direct p50 {d50:?}");
+        eprintln!(
+            "  {clients:>2} in flight: gateway p50 {g50:?} {gateway_cpu} CPU/call, \
+             direct p50 {d50:?} {reqwest_cpu} CPU/call"
+        );
         table.row(vec![
             clients.to_string(),
             micros(g50),
@@ -76,17 +102,32 @@ pub async fn run(options: &Options) -> Result<Section, BenchError> {
             micros(d99),
             signed_micros(g50, d50),
             signed_micros(g99, d99),
+            gateway_cpu.to_string(),
+            reqwest_cpu.to_string(),
+            format!("{mp_via}; {mp_direct}"),
         ]);
     }
+    drop(channel);
+    gateway.stop().await;
+    sandbox.stop().await;
     Ok(Section {
         title: "passthrough: what the gateway adds to an MP call".into(),
         notes: format!(
             "GetOrderStatus of one active order through the gateway (gRPC, validation, signing, \
              the MP client, decoding, proto) against the identical signed `GET queryOrderStatus` \
-             made directly to the same in-process sandbox with reqwest; {rounds} alternating \
-             rounds of {:.1} s per row. Overhead = gateway − direct at the same quantile. \
-             Goal: overhead ≤ 0.2 ms at p50.",
-            round.as_secs_f64()
+             made directly with reqwest; {rounds} alternating rounds of {:.1} s per row. \
+             Overhead = gateway − direct at the same quantile. Goal: overhead ≤ 0.2 ms at p50. \
+             Three processes: the release `mp-gateway` with its default configuration plus \
+             MP_BASE_URL/MP_ACCESS_KEY/MP_SECRET_KEY (JSON logs at its default level to \
+             /dev/null), MP played by `mp-gateway sandbox` (its own process), both with one tokio \
+             worker thread; the load generator (mp-bench, {client_threads} worker thread(s), \
+             `--client-threads`) makes the direct calls too. CPU/call: utime + stime of the \
+             process (/proc/PID/stat before and after every round, 10 ms ticks: Linux USER_HZ = \
+             100) over the calls completed, warm-up included. \"direct reqwest CPU/call\" is \
+             mp-bench's own CPU in the direct rounds: the cost of making the MP call itself, \
+             which the gateway pays too. No bare ceiling server is measured for this scenario.",
+            round.as_secs_f64(),
+            client_threads = options.client_threads,
         ),
         table,
     })
@@ -95,17 +136,6 @@ pub async fn run(options: &Options) -> Result<Section, BenchError> {
 fn signed_micros(a: Duration, b: Duration) -> String {
     let delta = a.as_micros() as i128 - b.as_micros() as i128;
     format!("{delta} µs")
-}
-
-async fn start_gateway(mp_base_url: &str) -> Result<Channel, BenchError> {
-    let settings = Settings {
-        mp_base_url: Some(mp_base_url.into()),
-        mp_access_key: Some(ACCESS_KEY.into()),
-        mp_secret_key: Some(SECRET_KEY.into()),
-        ..Settings::default()
-    };
-    let addr = gateway::start(settings, std::future::pending()).await?.grpc;
-    gateway::connect(addr).await
 }
 
 async fn via_gateway(

@@ -98,7 +98,7 @@ pub fn update(
     let begin = format!("<!-- scenario: {scenario} -->");
     let end = format!("<!-- end of scenario: {scenario} -->");
     let body = format!(
-        "{begin}\n## {title}\n\nMachine: {machine}. Measured {date}.\n\nCommand: `cargo run --release -p mp-bench -- {scenario}`\n\n{table}\n{notes}\n{end}",
+        "{begin}\n## {title}\n\nMachine: {machine}. Measured {date}.\n\nCommand: `cargo build --release -p mp-gateway -p mp-bench && target/release/mp-bench {scenario}`\n\n{table}\n{notes}\n{end}",
         title = section.title,
         date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         table = section.table,
@@ -111,6 +111,13 @@ pub fn update(
         _ => format!("{}\n\n{body}\n", existing.trim_end()),
     };
     std::fs::write(path, updated)
+}
+
+/// The load averages (1, 5, 15 min) as uptime prints them, now.
+pub fn load_now() -> Option<String> {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let averages: Vec<&str> = loadavg.split_whitespace().take(3).collect();
+    Some(averages.join(", "))
 }
 
 /// The middle value: one round disturbed by other work on the machine moves it little.
