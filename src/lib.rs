@@ -25,3 +25,4 @@ pub mod redis;
 pub mod sandbox;
 pub mod telemetry;
 pub mod tls;
+pub mod trace_context;

@@ -1,25 +1,21 @@
 //! Logging: JSON lines by default, `RUST_LOG` filters (default `info`).
-//! Traces: `tracing` spans, made into OpenTelemetry spans; W3C trace context
-//! is taken from incoming gRPC metadata and sent on to MP; spans are exported
-//! over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! Traces: when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, `tracing` spans are
+//! made into OpenTelemetry spans and exported over OTLP/gRPC; W3C trace
+//! context reaches MP either way (`crate::trace_context`).
 //! Metrics: the `metrics` facade, rendered as Prometheus text on `/metrics`.
 
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 use tonic::transport::ClientTlsConfig;
 use tracing::Level;
 use tracing_appender::non_blocking::WorkerGuard;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -43,10 +39,10 @@ static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 /// The log writer's thread; [`shutdown`] drops it, which writes what is buffered.
 static LOG_WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
 
-/// Installs the global subscriber: log lines filtered by `RUST_LOG`, and
-/// OpenTelemetry spans (the gateway's own, at INFO and above, whatever
-/// `RUST_LOG` says, so trace context always flows) exported to
-/// `otlp_endpoint` when it is set. A second call (tests) is a no-op.
+/// Installs the global subscriber: log lines filtered by `RUST_LOG` and,
+/// when `otlp_endpoint` is set, OpenTelemetry spans (the gateway's own, at
+/// INFO and above, whatever `RUST_LOG` says) exported there. A second call
+/// (tests) is a no-op.
 ///
 /// Must run inside the Tokio runtime: the exporter's batches are sent from a task.
 pub fn init(format: LogFormat, otlp_endpoint: Option<&Url>) {
@@ -72,10 +68,17 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&Url>) {
             .with_filter(filter)
             .boxed(),
     };
-    let (provider, export_error) = tracer_provider(otlp_endpoint);
-    let spans = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("mp-gateway"))
-        .with_filter(Targets::new().with_target("mp_gateway", Level::INFO));
+    // Without a collector no OpenTelemetry span is built: trace context
+    // still reaches MP (crate::trace_context), at the cost of two headers.
+    let exporting = otlp_endpoint.map(tracer_provider);
+    let spans = exporting.as_ref().and_then(|(provider, error)| {
+        error.is_none().then(|| {
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("mp-gateway"))
+                .with_filter(Targets::new().with_target("mp_gateway", Level::INFO))
+        })
+    });
+    let exported = spans.is_some();
     if tracing_subscriber::registry()
         .with(logs)
         .with(spans)
@@ -84,24 +87,28 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&Url>) {
     {
         return;
     }
-    let _ = PROVIDER.set(provider);
+    if exported {
+        crate::trace_context::set_exported();
+    }
+    let export_error = exporting.and_then(|(provider, error)| {
+        let _ = PROVIDER.set(provider);
+        error
+    });
     *LOG_WRITER.lock().unwrap_or_else(PoisonError::into_inner) = Some(guard);
     match (otlp_endpoint, export_error) {
         (_, Some(error)) => {
-            tracing::warn!(%error, "cannot export traces to OTEL_EXPORTER_OTLP_ENDPOINT; spans stay local")
+            tracing::warn!(%error, "cannot export traces to OTEL_EXPORTER_OTLP_ENDPOINT; traces are not exported")
         }
         (Some(endpoint), None) => tracing::info!(%endpoint, "exporting traces over OTLP/gRPC"),
         (None, None) => {}
     }
 }
 
-/// A provider that samples like its parent (every root span otherwise) and,
-/// given an endpoint, sends batches there from a Tokio task.
-fn tracer_provider(otlp_endpoint: Option<&Url>) -> (SdkTracerProvider, Option<String>) {
+/// A provider that samples like its parent (every root span otherwise) and
+/// sends batches to `endpoint` from a Tokio task; with the reason when the
+/// exporter cannot be built.
+fn tracer_provider(endpoint: &Url) -> (SdkTracerProvider, Option<String>) {
     let builder = SdkTracerProvider::builder().with_resource(resource());
-    let Some(endpoint) = otlp_endpoint else {
-        return (builder.build(), None);
-    };
     crate::tls::install_crypto_provider();
     let mut exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
@@ -160,42 +167,6 @@ async fn flush_spans() {
         Ok(Ok(Err(error))) => tracing::warn!(%error, "cannot flush the last spans"),
         Ok(Err(error)) => tracing::warn!(%error, "the span flush panicked"),
         Err(_) => tracing::warn!("flushing the last spans took too long; some are lost"),
-    }
-}
-
-/// The trace context a caller sent (W3C `traceparent`/`tracestate`), if any.
-pub fn remote_context(headers: &HeaderMap) -> opentelemetry::Context {
-    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
-}
-
-/// Adds `span`'s trace context (W3C `traceparent`/`tracestate`) to `headers`;
-/// adds nothing when the span is not traced.
-pub fn inject_context(span: &tracing::Span, headers: &mut HeaderMap) {
-    TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(headers));
-}
-
-struct HeaderExtractor<'a>(&'a HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|value| value.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(HeaderName::as_str).collect()
-    }
-}
-
-struct HeaderInjector<'a>(&'a mut HeaderMap);
-
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(key.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            self.0.insert(name, value);
-        }
     }
 }
 
@@ -263,8 +234,6 @@ impl OncePerInterval {
 
 #[cfg(test)]
 mod tests {
-    use opentelemetry::trace::TraceContextExt as _;
-
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
@@ -274,7 +243,7 @@ mod tests {
             "https://otel.example.com:4317",
         ] {
             let url = Url::parse(endpoint).unwrap();
-            let (provider, error) = tracer_provider(Some(&url));
+            let (provider, error) = tracer_provider(&url);
             assert_eq!(error, None, "{endpoint}");
             // Dropping shuts the exporter down, which waits for its task.
             tokio::task::spawn_blocking(move || drop(provider))
@@ -292,19 +261,5 @@ mod tests {
         let now = OncePerInterval::new(Duration::ZERO);
         assert_eq!(now.tick(), Some(1));
         assert_eq!(now.tick(), Some(1));
-    }
-
-    #[test]
-    fn trace_context_goes_out_as_it_came_in() {
-        let mut incoming = HeaderMap::new();
-        incoming.insert(
-            "traceparent",
-            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-        );
-        let context = remote_context(&incoming);
-        let mut outgoing = HeaderMap::new();
-        TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(&mut outgoing));
-        assert_eq!(outgoing.get("traceparent"), incoming.get("traceparent"));
-        assert!(!remote_context(&HeaderMap::new()).has_active_span());
     }
 }

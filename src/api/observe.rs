@@ -10,15 +10,15 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{HeaderMap, Request, Response};
 use http_body::{Body as _, Frame, SizeHint};
-use metrics::{counter, describe_counter, describe_histogram, histogram};
+use metrics::{Counter, Histogram, counter, describe_counter, describe_histogram, histogram};
 use prost::Message as _;
 use tonic::Code;
 use tonic::body::Body;
@@ -29,13 +29,14 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::in_flight::{InFlight, Open};
 use crate::domain::RequestId;
+use crate::trace_context::{self, CallTrace};
 
 pub const REQUESTS: &str = "mp_gateway_grpc_requests_total";
 pub const DURATION: &str = "mp_gateway_grpc_request_duration_seconds";
 
 /// A unary call at least this long gets a WARN `rpc finished` line even
 /// without the access log.
-pub const SLOW_CALL: std::time::Duration = std::time::Duration::from_secs(1);
+pub const SLOW_CALL: Duration = Duration::from_secs(1);
 
 /// The `method` label of calls to methods the gateway does not serve, so
 /// that made-up paths cannot create series without end.
@@ -81,16 +82,20 @@ pub fn record_request_id(id: &RequestId) {
     });
 }
 
-/// The methods the server has, as `package.Service/Method` (each made once,
-/// so that labelling a call only clones an `Arc`), and whether each is unary.
-#[derive(Debug, Clone, Default)]
-pub struct KnownMethods(Arc<HashMap<Arc<str>, bool>>);
+/// The methods the server has, by `package.Service/Method`, each with its
+/// metric handles (so that labelling a call looks nothing up in the recorder).
+#[derive(Debug, Clone)]
+pub struct KnownMethods {
+    served: Arc<HashMap<Box<str>, Arc<Method>>>,
+    /// Calls to a method the gateway does not serve.
+    unknown: Arc<Method>,
+}
 
 impl KnownMethods {
     /// Every method of every service in these encoded `FileDescriptorSet`s
     /// (an undecodable set adds nothing).
     pub fn from_descriptor_sets(sets: &[&[u8]]) -> Self {
-        let mut methods = HashMap::new();
+        let mut served = HashMap::new();
         for set in sets {
             let Ok(set) = prost_types::FileDescriptorSet::decode(*set) else {
                 continue;
@@ -107,22 +112,66 @@ impl KnownMethods {
                         } else {
                             format!("{package}.{service_name}/{method}")
                         };
-                        methods.insert(Arc::from(name), unary);
+                        let labelled = Arc::new(Method::new(&name, unary));
+                        served.insert(name.into_boxed_str(), labelled);
                     }
                 }
             }
         }
-        Self(Arc::new(methods))
+        Self {
+            served: Arc::new(served),
+            unknown: Arc::new(Method::new(UNKNOWN_METHOD, true)),
+        }
     }
 
-    /// The `method` label for a request path like `/pkg.Service/Method`,
-    /// and whether the method is unary.
-    fn label(&self, path: &str) -> (Arc<str>, bool) {
-        let method = path.strip_prefix('/').unwrap_or(path);
-        self.0
-            .get_key_value(method)
-            .map(|(name, unary)| (name.clone(), *unary))
-            .unwrap_or_else(|| (Arc::from(UNKNOWN_METHOD), true))
+    /// The method a request path like `/pkg.Service/Method` calls.
+    fn method(&self, path: &str) -> &Arc<Method> {
+        let name = path.strip_prefix('/').unwrap_or(path);
+        self.served.get(name).unwrap_or(&self.unknown)
+    }
+}
+
+/// A method as calls are labelled with it, and its metric handles, made on
+/// first use (by then the recorder is installed).
+struct Method {
+    name: Arc<str>,
+    unary: bool,
+    duration: OnceLock<Histogram>,
+    /// By status code (tonic's codes are 0..=16).
+    requests: [OnceLock<Counter>; 17],
+}
+
+impl Method {
+    fn new(name: &str, unary: bool) -> Self {
+        Self {
+            name: Arc::from(name),
+            unary,
+            duration: OnceLock::new(),
+            requests: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    fn record(&self, code: Code, elapsed: Duration) {
+        let code_name = code_name(code);
+        if let Some(requests) = self.requests.get(code as usize) {
+            requests
+                .get_or_init(
+                    || counter!(REQUESTS, "method" => self.name.clone(), "code" => code_name),
+                )
+                .increment(1);
+        }
+        self.duration
+            .get_or_init(|| histogram!(DURATION, "method" => self.name.clone()))
+            .record(elapsed.as_secs_f64());
+    }
+}
+
+impl std::fmt::Debug for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Method")
+            .field("name", &self.name)
+            .field("unary", &self.unary)
+            .finish_non_exhaustive()
     }
 }
 
@@ -192,12 +241,20 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let mut rpc = Rpc::start(&request, &self.methods, self.access_log);
         rpc.open = Some(self.in_flight.call());
+        // Exported spans carry the trace themselves.
+        let trace =
+            (!trace_context::exported()).then(|| CallTrace::from_headers(request.headers()));
         let note = rpc.note.clone();
         let span = rpc.note.span.clone();
         let response = span.in_scope(|| self.inner.call(request));
         Box::pin(async move {
             let mut rpc = rpc;
-            match CURRENT.scope(note, response.instrument(span)).await {
+            let response = CURRENT.scope(note, response.instrument(span));
+            let response = match trace {
+                Some(trace) => trace.scope(response).await,
+                None => response.await,
+            };
+            match response {
                 Ok(response) => Ok(rpc.watch(response)),
                 Err(error) => {
                     // The server could not answer at all (a transport failure).
@@ -212,11 +269,9 @@ where
 /// One call in flight. Finishes once: with the status the response carries,
 /// or as CANCELLED if it is dropped before the status was seen.
 struct Rpc {
-    method: Arc<str>,
+    method: Arc<Method>,
     /// Health and reflection: never more than DEBUG.
     quiet: bool,
-    /// A streaming call's life is no measure of slowness.
-    unary: bool,
     access_log: bool,
     started: Instant,
     note: Arc<Note>,
@@ -228,22 +283,27 @@ struct Rpc {
 impl Rpc {
     fn start<B>(request: &Request<B>, methods: &KnownMethods, access_log: bool) -> Self {
         let path = request.uri().path();
-        let (method, unary) = methods.label(path);
-        let span = tracing::info_span!(
-            "rpc",
-            otel.name = %method,
-            otel.kind = "server",
-            otel.status_code = Empty,
-            rpc.system = "grpc",
-            method = %method,
-            request_id = Empty,
-            code = Empty,
-        );
-        // Before the span is entered, or it would start its own trace.
-        let _ = span.set_parent(crate::telemetry::remote_context(request.headers()));
+        let method = methods.method(path).clone();
+        let span = if trace_context::exported() {
+            let span = tracing::info_span!(
+                "rpc",
+                otel.name = %method.name,
+                otel.kind = "server",
+                otel.status_code = Empty,
+                rpc.system = "grpc",
+                method = %method.name,
+                request_id = Empty,
+                code = Empty,
+            );
+            // Before the span is entered, or it would start its own trace.
+            let _ = span.set_parent(trace_context::remote_context(request.headers()));
+            span
+        } else {
+            // What log lines within the call need, and no more.
+            tracing::info_span!("rpc", method = %method.name, request_id = Empty)
+        };
         Self {
             quiet: super::is_infrastructure(path),
-            unary,
             access_log,
             method,
             started: Instant::now(),
@@ -286,8 +346,7 @@ impl Rpc {
         }
         let elapsed = self.started.elapsed();
         let code_name = code_name(code);
-        counter!(REQUESTS, "method" => self.method.clone(), "code" => code_name).increment(1);
-        histogram!(DURATION, "method" => self.method.clone()).record(elapsed.as_secs_f64());
+        self.method.record(code, elapsed);
 
         let span = &self.note.span;
         span.record("code", code_name);
@@ -306,7 +365,7 @@ impl Rpc {
         macro_rules! rpc_finished {
             ($level:ident) => {
                 tracing::$level!(
-                    method = %self.method,
+                    method = %self.method.name,
                     code = code_name,
                     latency_ms,
                     request_id = request_id.as_deref(),
@@ -314,7 +373,7 @@ impl Rpc {
                 )
             };
         }
-        let slow = self.unary && elapsed >= SLOW_CALL;
+        let slow = self.method.unary && elapsed >= SLOW_CALL;
         if self.quiet {
             rpc_finished!(debug);
         } else if is_server_error(code) || slow {
@@ -438,8 +497,8 @@ mod tests {
             tonic_health::pb::FILE_DESCRIPTOR_SET,
         ]);
         let label = |path| {
-            let (name, unary) = methods.label(path);
-            (name.to_string(), unary)
+            let method = methods.method(path);
+            (method.name.to_string(), method.unary)
         };
         let served = |name: &str, unary| (name.to_owned(), unary);
         assert_eq!(

@@ -153,7 +153,9 @@ impl Idempotency {
     {
         if request_id.was_generated() {
             // No caller can repeat an id it never saw: nothing to record.
-            let running = tokio::spawn(async move { call.await.map_err(RunError::Mp) });
+            let running = tokio::spawn(crate::trace_context::carried(async move {
+                call.await.map_err(RunError::Mp)
+            }));
             return answer(running, answer_by, || {
                 IdempotencyError::OutcomeUnknown(request_id.to_string())
             })
@@ -172,7 +174,9 @@ impl Idempotency {
             let existing = self.store.claim(&key, &claim, self.config.lease).await?;
             let Some(existing) = existing else {
                 let this = self.clone();
-                let running = tokio::spawn(async move { this.run_claimed(key, claim, call).await });
+                let running = tokio::spawn(crate::trace_context::carried(async move {
+                    this.run_claimed(key, claim, call).await
+                }));
                 return answer(running, answer_by, || {
                     IdempotencyError::InProgress(request_id.to_string())
                 })

@@ -332,14 +332,18 @@ impl MpClient {
         endpoint: Endpoint,
         call: impl Future<Output = Result<T, MpError>>,
     ) -> Result<T, MpError> {
-        let span = tracing::info_span!(
-            "mp call",
-            otel.name = format!("MP {}", endpoint.name()),
-            otel.kind = "internal",
-            otel.status_code = Empty,
-            endpoint = endpoint.name(),
-            outcome = Empty,
-        );
+        let span = if crate::trace_context::exported() {
+            tracing::info_span!(
+                "mp call",
+                otel.name = format!("MP {}", endpoint.name()),
+                otel.kind = "internal",
+                otel.status_code = Empty,
+                endpoint = endpoint.name(),
+                outcome = Empty,
+            )
+        } else {
+            tracing::info_span!("mp call", endpoint = endpoint.name(), outcome = Empty)
+        };
         let mut record = CallRecord::start(endpoint, span.clone());
         let result = call.instrument(span).await;
         record.finish(metrics::outcome(&result));
@@ -389,13 +393,17 @@ impl MpClient {
         let mut retries_made = 0;
         let mut previous: Option<MpError> = None;
         loop {
-            let attempt = tracing::info_span!(
-                "mp attempt",
-                otel.kind = "client",
-                endpoint = endpoint.name(),
-                attempt = retries_made + 1,
-                http.response.status_code = Empty,
-            );
+            let attempt = if crate::trace_context::exported() {
+                tracing::info_span!(
+                    "mp attempt",
+                    otel.kind = "client",
+                    endpoint = endpoint.name(),
+                    attempt = retries_made + 1,
+                    http.response.status_code = Empty,
+                )
+            } else {
+                tracing::info_span!("mp attempt", attempt = retries_made + 1)
+            };
             let result = self
                 .attempt(&request, remaining())
                 .instrument(attempt)
@@ -492,7 +500,7 @@ impl MpClient {
             .header("Content-Type", signing::CONTENT_TYPE);
         // W3C trace context, so MP's side of the call joins the caller's trace.
         let mut trace_headers = http::HeaderMap::new();
-        crate::telemetry::inject_context(&tracing::Span::current(), &mut trace_headers);
+        crate::trace_context::inject(&mut trace_headers);
         http = http.headers(trace_headers);
         if let Some(body) = &request.body {
             http = http.body(body.clone());

@@ -2,7 +2,7 @@
 //! part of its trace, and MP gets the trace (as `traceparent`) on every call.
 
 use mp_gateway::config::LogFormat;
-use mp_gateway::proto::GetOrderStatusRequest;
+use mp_gateway::proto::{CreateOrderRequest, GetOrderStatusRequest};
 
 use crate::support::gateway_with_sandbox;
 
@@ -76,4 +76,30 @@ fn is_lower_hex(field: &str, len: usize) -> bool {
         && field
             .bytes()
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[tokio::test]
+async fn an_order_made_in_its_own_task_still_joins_the_callers_trace() {
+    mp_gateway::telemetry::init(LogFormat::Json, None);
+    let (gateway, sandbox) = gateway_with_sandbox().await;
+    // With a request id the order runs in a task of its own (it outlives a
+    // caller that gives up); the trace must go with it.
+    let mut request = tonic::Request::new(CreateOrderRequest {
+        product_id: 6,
+        request_id: "traced-order-1".into(),
+        ..Default::default()
+    });
+    let incoming = format!("00-{CALLER_TRACE_ID}-{CALLER_SPAN_ID}-01");
+    request
+        .metadata_mut()
+        .insert("traceparent", incoming.parse().expect("ASCII header"));
+    gateway
+        .orders()
+        .create_order(request)
+        .await
+        .expect("the order is made");
+    let sent = sandbox
+        .last_header("v2/activationCode", "traceparent")
+        .expect("MP gets a traceparent");
+    assert_eq!(parts(&sent)[1], CALLER_TRACE_ID, "same trace: {sent}");
 }
