@@ -393,8 +393,8 @@ impl Drop for Rpc {
 }
 
 /// A response body that finishes its call at the trailers (or as CANCELLED
-/// when dropped before them). The call's span is entered while it is polled,
-/// so a stream's work is traced under its call.
+/// when dropped before them). A stream's span is entered while it is
+/// polled, so its work is traced under its call.
 pub struct ObservedBody {
     inner: Body,
     rpc: Option<Rpc>,
@@ -418,7 +418,12 @@ impl http_body::Body for ObservedBody {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
         let polled = {
-            let _in_span = this.rpc.as_ref().map(|rpc| rpc.note.span.enter());
+            // A unary answer is only encoded here: nothing to trace or log.
+            let _in_span = this
+                .rpc
+                .as_ref()
+                .filter(|rpc| !rpc.method.unary)
+                .map(|rpc| rpc.note.span.enter());
             Pin::new(&mut this.inner).poll_frame(cx)
         };
         match &polled {
