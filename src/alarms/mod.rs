@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use bus::AlarmBus;
+pub use redis_bus::AlarmKeys;
 pub use id::{AlarmId, BadAlarmId};
 pub use subscription::{Subscription, SubscriptionEnd};
 

@@ -8,15 +8,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::Script;
-use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::subscription::Subscription;
 use super::{Alarm, AlarmId, AlarmReport, BusConfig, BusError, Published, check_resume_point};
-use crate::redis::Redis;
+use crate::config::ReplicaAck;
+use crate::redis::{Connection, DurableScript, Redis};
 
 /// How long one XREAD blocks; the reader's connection waits a little longer.
 const READ_BLOCK: Duration = Duration::from_secs(2);
@@ -32,9 +31,33 @@ end
 return false
 ";
 
+/// The alarm log's keys. They share one hash tag, so the publish script's
+/// two keys live on one cluster node: the alarm log is one shard, which is
+/// plenty (see the README's "Redis in production").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmKeys {
+    /// The stream.
+    pub stream: String,
+    /// Followed by an alarm's dedup key: set while a repeat is dropped.
+    pub dedup_prefix: String,
+}
+
+impl AlarmKeys {
+    /// `{<prefix>:alarms}:stream:v2` and `{<prefix>:alarms}:seen:v2:`.
+    pub fn new(key_prefix: &str) -> Self {
+        // Keys are versioned: a change of the stored format gets new keys.
+        let tag = format!("{{{key_prefix}:alarms}}");
+        Self {
+            stream: format!("{tag}:stream:v2"),
+            dedup_prefix: format!("{tag}:seen:v2:"),
+        }
+    }
+}
+
 pub struct RedisBus {
-    conn: ConnectionManager,
-    publish: Script,
+    conn: Connection,
+    publish: DurableScript,
+    replica_ack: Option<ReplicaAck>,
     stream_key: String,
     dedup_prefix: String,
     live: broadcast::Sender<Arc<Alarm>>,
@@ -58,9 +81,8 @@ fn unavailable(error: redis::RedisError) -> BusError {
 impl RedisBus {
     /// Publishes on the replica's shared connection; the reader has its own.
     pub fn new(redis: &Redis, config: BusConfig) -> Self {
-        let key_prefix = redis.key_prefix();
-        // Keys are versioned: a change of the stored format gets new keys.
-        let stream_key = format!("{key_prefix}:alarms:v1");
+        let keys = AlarmKeys::new(redis.key_prefix());
+        let stream_key = keys.stream;
         let (live, _) = broadcast::channel(config.subscriber_buffer.max(1));
         let (positioned, reader_positioned) = watch::channel(false);
         let reader = tokio::spawn(read_forever(
@@ -71,8 +93,9 @@ impl RedisBus {
         ));
         Self {
             conn: redis.shared(),
-            publish: Script::new(PUBLISH_SCRIPT),
-            dedup_prefix: format!("{key_prefix}:alarm-seen:v1:"),
+            publish: DurableScript::new(PUBLISH_SCRIPT),
+            replica_ack: redis.replica_ack(),
+            dedup_prefix: keys.dedup_prefix,
             stream_key,
             live,
             reader_positioned,
@@ -91,9 +114,9 @@ impl RedisBus {
             .arg(crate::millis::redis_px(self.config.dedup_window))
             .arg(self.config.retention)
             .arg(payload)
-            .invoke_async(&mut self.conn.clone())
+            .invoke(&mut self.conn.clone(), self.replica_ack, "alarm")
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
         match id {
             None => Ok(Published::Duplicate),
             Some(id) => id
@@ -236,7 +259,7 @@ async fn read_until_error(
     position: &mut Option<String>,
     outage: &mut bool,
 ) -> redis::RedisResult<Infallible> {
-    let mut conn: MultiplexedConnection = redis.blocking_reader(READ_BLOCK).await?;
+    let mut conn: Connection = redis.blocking_reader(READ_BLOCK).await?;
     if position.is_none() {
         // Start after the newest entry: alarms from before this replica
         // started are for subscribers that resume, which replay them.

@@ -121,7 +121,7 @@ impl Idempotency {
     pub fn new(config: IdempotencyConfig, redis: Option<&Redis>) -> Self {
         let store = match redis {
             Some(redis) => {
-                IdempotencyStore::Redis(RedisRecords::new(redis.shared(), redis.key_prefix()))
+                IdempotencyStore::Redis(RedisRecords::new(redis))
             }
             None => IdempotencyStore::Memory(MemoryRecords::default()),
         };

@@ -108,7 +108,7 @@ async fn a_callback_into_one_replica_reaches_a_subscriber_of_another() {
 #[tokio::test]
 async fn mp_gets_its_envelope_back_only_once_the_alarm_is_stored() {
     let redis = shared_redis();
-    let stream_key = format!("{}:alarms:v1", redis.key_prefix);
+    let stream_key = mp_gateway::alarms::AlarmKeys::new(&redis.key_prefix).stream;
     let (gateway, _sandbox) = gateway_on(Some(redis)).await;
     let reply: serde_json::Value = http_client()
         .post(format!("http://{}/mp/alarm-callback", gateway.http_addr))
@@ -680,10 +680,10 @@ async fn sandbox_threshold_callbacks_reach_a_subscriber() {
 /// subscriber is refused with a status instead of being left with a silent gap.
 #[tokio::test]
 async fn a_subscriber_is_refused_while_the_stream_reader_cannot_reach_redis() {
-    let unreachable = mp_gateway::config::RedisConfig {
-        url: format!("redis://{}", closed_port().await).into(),
-        key_prefix: shared_redis().key_prefix,
-    };
+    let unreachable = mp_gateway::config::RedisConfig::url(
+        &format!("redis://{}", closed_port().await),
+        &shared_redis().key_prefix,
+    );
     let bus = mp_gateway::alarms::AlarmBus::new(
         config_for("http://127.0.0.1:9").alarm_bus,
         Some(&mp_gateway::redis::Redis::new(&unreachable).expect("valid URL")),
@@ -741,7 +741,7 @@ async fn an_open_stream_survives_a_redis_restart_and_callbacks_meanwhile_are_ref
 #[tokio::test]
 async fn resuming_past_entries_the_gateway_cannot_read_reaches_the_alarms_after_them() {
     let redis = shared_redis();
-    let stream_key = format!("{}:alarms:v1", redis.key_prefix);
+    let stream_key = mp_gateway::alarms::AlarmKeys::new(&redis.key_prefix).stream;
     let (gateway, _sandbox) = gateway_on(Some(redis)).await;
     let client = http_client();
     let mut live = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
