@@ -12,8 +12,8 @@ use url::Url;
 use super::defaults::*;
 use super::parse::{error, http_url, non_empty, parse_or, parse_positive};
 use super::{
-    Config, ConfigError, LogFormat, ProductCacheConfig, RedisConfig, RedisTopology, ReplicaAck, Settings,
-    TlsFiles, Upstream,
+    Config, ConfigError, LogFormat, ProductCacheConfig, RedisConfig, RedisTopology, ReplicaAck,
+    Settings, TlsFiles, Upstream,
 };
 use crate::alarms::BusConfig;
 use crate::domain::CallbackUrl;
@@ -177,7 +177,9 @@ fn host_ports(variable: &'static str, raw: &str) -> Result<Vec<String>, ConfigEr
     raw.split(',')
         .map(str::trim)
         .map(|item| {
-            let port = item.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+            let port = item
+                .rsplit_once(':')
+                .map(|(host, port)| (host, port.parse::<u16>()));
             match port {
                 Some((host, Ok(port))) if !host.is_empty() && port > 0 => Ok(item.to_owned()),
                 _ => Err(error(

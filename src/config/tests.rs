@@ -312,7 +312,12 @@ fn more_than_one_way_to_name_redis_is_an_error_naming_them() {
             "--redis-sentinel-master",
             "m",
         ][..],
-        &["--redis-url", "redis://r:6379", "--redis-cluster-nodes", "c:6379"][..],
+        &[
+            "--redis-url",
+            "redis://r:6379",
+            "--redis-cluster-nodes",
+            "c:6379",
+        ][..],
         &[
             "--redis-sentinels",
             "s:26379",
@@ -345,7 +350,12 @@ fn bad_sentinel_cluster_and_replica_ack_settings_are_refused() {
             "REDIS_SENTINELS",
         ),
         (
-            &["--redis-sentinels", "s:26379,", "--redis-sentinel-master", "m"],
+            &[
+                "--redis-sentinels",
+                "s:26379,",
+                "--redis-sentinel-master",
+                "m",
+            ],
             "REDIS_SENTINELS",
         ),
         (&["--redis-cluster-nodes", "c:port"], "REDIS_CLUSTER_NODES"),
@@ -355,7 +365,11 @@ fn bad_sentinel_cluster_and_replica_ack_settings_are_refused() {
             "REDIS_PASSWORD",
         ),
         (
-            &["--redis-url", "redis://r:6379", "--redis-min-replicas-ack=-1"],
+            &[
+                "--redis-url",
+                "redis://r:6379",
+                "--redis-min-replicas-ack=-1",
+            ],
             "REDIS_MIN_REPLICAS_ACK",
         ),
         (

@@ -85,9 +85,13 @@ impl RedisRecords {
             .arg("GET")
             .arg("PX")
             .arg(crate::millis::redis_px(lease));
-        let claimed =
-            crate::redis::write(&mut self.conn.clone(), set, self.replica_ack, "idempotency_claim")
-                .await;
+        let claimed = crate::redis::write(
+            &mut self.conn.clone(),
+            set,
+            self.replica_ack,
+            "idempotency_claim",
+        )
+        .await;
         let existing: Option<String> = match claimed {
             Ok(existing) => existing,
             Err(error @ WriteError::NotAcknowledged { .. }) => {

@@ -104,7 +104,11 @@ impl SentinelConnection {
     }
 
     fn current(&self) -> Option<(u64, MultiplexedConnection)> {
-        let current = self.0.current.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self
+            .0
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         current.1.clone().map(|conn| (current.0, conn))
     }
 
@@ -135,7 +139,11 @@ impl SentinelConnection {
                 "the sentinels did not name a reachable primary in time",
             ))
         })??;
-        let mut current = self.0.current.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut current = self
+            .0
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         current.0 += 1;
         current.1 = Some(found.clone());
         Ok((current.0, found))
@@ -143,7 +151,11 @@ impl SentinelConnection {
 
     /// Drops the connection `generation` unless a newer one replaced it already.
     fn forget(&self, generation: u64) {
-        let mut current = self.0.current.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut current = self
+            .0
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if current.0 == generation {
             current.1 = None;
         }
