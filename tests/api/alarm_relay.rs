@@ -82,7 +82,10 @@ async fn gateway_on(redis: Option<RedisConfig>) -> (TestGateway, Sandbox) {
 
 #[tokio::test]
 async fn a_callback_into_one_replica_reaches_a_subscriber_of_another() {
-    let redis = shared_redis();
+    callback_into_one_replica_reaches_another(shared_redis()).await;
+}
+
+pub(crate) async fn callback_into_one_replica_reaches_another(redis: RedisConfig) {
     let (receiving, _s1) = gateway_on(Some(redis.clone())).await;
     let (serving, _s2) = gateway_on(Some(redis)).await;
     let mut stream = subscribe(&serving, SubscribeAlarmsRequest::default()).await;
@@ -284,7 +287,7 @@ async fn subscribers_get_only_the_orders_and_percentages_they_asked_for() {
     );
 }
 
-async fn resume_gets_what_was_missed(redis: Option<RedisConfig>) {
+pub(crate) async fn resume_gets_what_was_missed(redis: Option<RedisConfig>) {
     let (gateway, _sandbox) = gateway_on(redis).await;
     let client = http_client();
     let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
@@ -339,7 +342,7 @@ async fn resuming_replays_the_alarms_sent_while_away_with_redis() {
     resume_gets_what_was_missed(Some(shared_redis())).await;
 }
 
-async fn resume_from_a_lost_id_is_out_of_range(redis: Option<RedisConfig>) {
+pub(crate) async fn resume_from_a_lost_id_is_out_of_range(redis: Option<RedisConfig>) {
     let (gateway, _sandbox) = gateway()
         .redis(redis)
         .with(|config| config.alarm_bus.retention = 2)

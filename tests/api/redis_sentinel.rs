@@ -172,7 +172,10 @@ async fn a_primary_killed_mid_burst_loses_no_acknowledged_callback_and_orders_on
     for (gateway, seen) in seen.iter().enumerate() {
         let all_there = timeout(Duration::from_secs(20), async {
             loop {
-                if (0..CALLBACKS).all(|i| seen.try_lock().is_ok_and(|s| s.contains_key(&format!("burst-{i}")))) {
+                if (0..CALLBACKS).all(|i| {
+                    seen.try_lock()
+                        .is_ok_and(|s| s.contains_key(&format!("burst-{i}")))
+                }) {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -189,13 +192,20 @@ async fn a_primary_killed_mid_burst_loses_no_acknowledged_callback_and_orders_on
             "gateway {gateway}'s subscriber misses accepted callbacks, e.g. {missing:?}"
         );
         let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(10).collect();
-        assert!(repeated.is_empty(), "gateway {gateway} relayed twice: {repeated:?}");
+        assert!(
+            repeated.is_empty(),
+            "gateway {gateway} relayed twice: {repeated:?}"
+        );
     }
     for reader in readers {
         reader.abort();
     }
 
-    assert_eq!(order_codes.len(), 1, "one order everywhere: {order_codes:?}");
+    assert_eq!(
+        order_codes.len(),
+        1,
+        "one order everywhere: {order_codes:?}"
+    );
     assert_eq!(sandbox.calls("v2/activationCode"), 1, "MP was asked once");
     assert!(
         refused_first > 0,
@@ -229,7 +239,10 @@ async fn a_callback_too_few_replicas_acknowledged_is_answered_503_and_counted() 
     )
     .await;
     let body = callback_body("ORDER_1", "84%", "unacknowledged-1");
-    assert_eq!(post_callback(&http_client(), &gateway, "", &body).await, 503);
+    assert_eq!(
+        post_callback(&http_client(), &gateway, "", &body).await,
+        503
+    );
     let after = counter(
         gateway.http_addr,
         "mp_gateway_redis_replica_ack_timeouts_total",

@@ -217,15 +217,6 @@ impl SentinelTopology {
         Some(port)
     }
 
-    /// The URL of the primary the sentinels name now.
-    pub async fn primary_url(&self) -> String {
-        let port = self
-            .primary_port()
-            .await
-            .expect("a sentinel names a primary");
-        format!("redis://127.0.0.1:{port}")
-    }
-
     /// Kills the current primary with SIGKILL (no goodbye to anyone); returns its port.
     pub async fn kill_primary(&mut self) -> u16 {
         let port = self
@@ -341,17 +332,12 @@ impl ClusterTopology {
         }
     }
 
-    /// A connection that follows the cluster's slots, for checks.
-    pub async fn connection(&self) -> redis::cluster_async::ClusterConnection {
-        redis::cluster::ClusterClient::new(
-            self.addresses()
-                .iter()
-                .map(|a| format!("redis://{a}"))
-                .collect::<Vec<_>>(),
-        )
-        .expect("cluster addresses")
-        .get_async_connection()
-        .await
-        .expect("the cluster answers")
+    /// The slot `key` hashes to (`CLUSTER KEYSLOT`).
+    pub async fn key_slot(&self, key: &str) -> i64 {
+        let mut keyslot = redis::cmd("CLUSTER");
+        keyslot.arg("KEYSLOT").arg(key);
+        query(&self.nodes[0].url(), keyslot)
+            .await
+            .expect("CLUSTER KEYSLOT answers")
     }
 }
