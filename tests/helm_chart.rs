@@ -313,7 +313,7 @@ fn helm_lint_passes_for_sandbox_production_and_every_option() {
             "service.headless=true",
         ],
     );
-    for sets in [SANDBOX, PRODUCTION, &everything] {
+    for sets in [SANDBOX, PRODUCTION, &everything, ON_SENTINEL] {
         let out = run(helm_command("lint", sets));
         assert!(
             out.status.success(),
