@@ -56,7 +56,7 @@ pub const CACHE: Bounds = Bounds {
 enum Target {
     Single(Client),
     Sentinel(SentinelTarget),
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 /// Where the gateway's Redis is, its shared connection, and the others it makes there.
@@ -85,7 +85,7 @@ impl Redis {
                 password.as_ref(),
             )?),
             RedisTopology::Cluster { nodes, password } => {
-                Target::Cluster(cluster_client(nodes, password.as_ref())?)
+                Target::Cluster(Box::new(cluster_client(nodes, password.as_ref())?))
             }
         };
         // A write that waits for replicas takes up to their timeout more.

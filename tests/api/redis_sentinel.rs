@@ -79,16 +79,11 @@ async fn a_primary_killed_mid_burst_loses_no_acknowledged_callback_and_orders_on
             .await,
     ]);
     let seen: [Arc<Mutex<HashMap<String, usize>>>; 2] = Default::default();
-    let readers: Vec<_> = gateways
-        .iter()
-        .zip(&seen)
-        .map(|(gateway, seen)| {
-            let seen = seen.clone();
-            let stream = subscribe(gateway);
-            async move { tokio::spawn(collect(stream.await, seen)) }
-        })
-        .collect();
-    let readers = futures::future::join_all(readers).await;
+    let mut readers = Vec::new();
+    for (gateway, seen) in gateways.iter().zip(&seen) {
+        let stream = subscribe(gateway).await;
+        readers.push(tokio::spawn(collect(stream, seen.clone())));
+    }
 
     // The burst: SENDERS tasks take callbacks in order; the primary dies a
     // quarter of the way through.
