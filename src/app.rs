@@ -71,7 +71,7 @@ pub enum StartError {
     /// A file a setting names cannot be used.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("REDIS_URL: {0}")]
+    #[error("REDIS_URL/REDIS_SENTINELS/REDIS_CLUSTER_NODES: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("cannot build gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -135,7 +135,7 @@ impl Application {
             tokio::spawn(crate::redis::check_persistence(redis.clone()));
         } else {
             tracing::info!(
-                "REDIS_URL is not set: alarms and idempotency records stay in process (run one replica)"
+                "no Redis is set (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): alarms and idempotency records stay in process (run one replica)"
             );
         }
         let bus = AlarmBus::new(config.alarm_bus.clone(), redis.as_ref());

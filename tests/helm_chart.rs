@@ -73,6 +73,32 @@ const PLAIN_VARIABLES: &[&str] = &[
     "METRICS_ADDR",
     "HTTP_MAX_CONNECTIONS",
     "ACCESS_LOG",
+    "REDIS_MIN_REPLICAS_ACK",
+    "REDIS_REPLICA_ACK_TIMEOUT_MS",
+];
+
+/// The variables of an external Redis Sentinel or Cluster, set only when
+/// `redis.sentinel` or `redis.cluster` (and `redis.passwordSecret`) are.
+const REDIS_TOPOLOGY_VARIABLES: &[&str] = &[
+    "REDIS_SENTINELS",
+    "REDIS_SENTINEL_MASTER",
+    "REDIS_SENTINEL_PASSWORD",
+    "REDIS_CLUSTER_NODES",
+    "REDIS_PASSWORD",
+];
+
+/// A production release on an external Redis Sentinel whose passwords are in `redis-passwords`.
+const ON_SENTINEL: &[&str] = &[
+    "config.mpBaseUrl=https://lk-api-v2.linksfield.net",
+    "secrets.mpAccessKey=SG00000010",
+    "secrets.mpSecretKey=s3cret-key",
+    "redis.sentinel.addresses={sentinel-0.redis:26379,sentinel-1.redis:26379,sentinel-2.redis:26379}",
+    "redis.sentinel.masterName=mymaster",
+    "redis.passwordSecret.name=redis-passwords",
+    "redis.passwordSecret.passwordKey=redis-password",
+    "redis.passwordSecret.sentinelPasswordKey=sentinel-password",
+    "config.redisMinReplicasAck=1",
+    "replicaCount=3",
 ];
 
 /// Values that make the chart set every variable of the contract.
@@ -287,7 +313,7 @@ fn helm_lint_passes_for_sandbox_production_and_every_option() {
             "service.headless=true",
         ],
     );
-    for sets in [SANDBOX, PRODUCTION, &everything] {
+    for sets in [SANDBOX, PRODUCTION, &everything, ON_SENTINEL] {
         let out = run(helm_command("lint", sets));
         assert!(
             out.status.success(),
@@ -583,6 +609,8 @@ fn the_chart_sets_every_variable_of_the_configuration_contract() {
         ("ALARM_RETENTION", "100000"),
         ("ALARM_DEDUP_WINDOW_SECS", "600"),
         ("ALARM_SUBSCRIBER_BUFFER", "1024"),
+        ("REDIS_MIN_REPLICAS_ACK", "0"),
+        ("REDIS_REPLICA_ACK_TIMEOUT_MS", "1000"),
     ] {
         assert_eq!(config[variable], default, "{variable}");
     }
@@ -604,6 +632,7 @@ fn every_variable_the_binary_reads_is_covered_by_the_chart() {
         assert!(
             variable == "MP_SANDBOX"
                 || PLAIN_VARIABLES.contains(&variable)
+                || REDIS_TOPOLOGY_VARIABLES.contains(&variable)
                 || SECRET_VARIABLES.contains(&variable),
             "src/config.rs reads {variable}, which the chart does not set"
         );
@@ -859,6 +888,15 @@ fn the_schema_rejects_malformed_and_misspelt_values() {
             "config.mpBaseUrl",
         ),
         (["secrets.grpcAuthTokens[0]=a b"], "secrets.grpcAuthTokens"),
+        (
+            ["redis.sentinel.addresses[0]=sentinel-0"],
+            "redis.sentinel.addresses",
+        ),
+        (["redis.cluster.nodes[0]=node:port"], "redis.cluster.nodes"),
+        (
+            ["config.redisMinReplicasAck=-1"],
+            "config.redisMinReplicasAck",
+        ),
     ] {
         let error = render_error(&with(SANDBOX, &sets));
         assert!(error.contains("schema"), "{sets:?}: {error}");
@@ -1059,4 +1097,74 @@ fn grpc_auth_off_is_refused_with_tokens_and_metrics_can_move_to_their_own_port()
 
     let chart = render(&with(SANDBOX, &["ports.metrics=9090"]));
     assert_eq!(chart.config()["METRICS_ADDR"], "0.0.0.0:9090");
+}
+
+#[test]
+fn an_external_sentinel_is_named_in_the_configmap_with_passwords_from_its_secret() {
+    let chart = render(ON_SENTINEL);
+    let config = chart.config();
+    assert_eq!(
+        config["REDIS_SENTINELS"],
+        "sentinel-0.redis:26379,sentinel-1.redis:26379,sentinel-2.redis:26379"
+    );
+    assert_eq!(config["REDIS_SENTINEL_MASTER"], "mymaster");
+    assert_eq!(config["REDIS_MIN_REPLICAS_ACK"], "1");
+    assert!(config.get("REDIS_CLUSTER_NODES").is_none());
+    assert_eq!(
+        chart.secret_ref("REDIS_PASSWORD"),
+        ("redis-passwords".to_owned(), "redis-password".to_owned())
+    );
+    assert_eq!(
+        chart.secret_ref("REDIS_SENTINEL_PASSWORD"),
+        ("redis-passwords".to_owned(), "sentinel-password".to_owned())
+    );
+    assert!(
+        chart.env("REDIS_URL").is_none(),
+        "no REDIS_URL beside the sentinels"
+    );
+}
+
+#[test]
+fn an_external_cluster_is_named_in_the_configmap_and_an_existing_secret_adds_no_redis_url() {
+    let chart = render(&[
+        "config.mpBaseUrl=https://lk-api-v2.linksfield.net",
+        "secrets.existingSecret=mp-credentials",
+        "redis.cluster.nodes={redis-0.redis:6379,redis-1.redis:6379}",
+        "redis.passwordSecret.name=redis-passwords",
+        "redis.passwordSecret.passwordKey=redis-password",
+        "replicaCount=2",
+    ]);
+    let config = chart.config();
+    assert_eq!(
+        config["REDIS_CLUSTER_NODES"],
+        "redis-0.redis:6379,redis-1.redis:6379"
+    );
+    assert!(config.get("REDIS_SENTINELS").is_none());
+    assert_eq!(
+        chart.secret_ref("REDIS_PASSWORD"),
+        ("redis-passwords".to_owned(), "redis-password".to_owned())
+    );
+    assert!(chart.env("REDIS_SENTINEL_PASSWORD").is_none());
+    // The gateway refuses REDIS_URL beside REDIS_CLUSTER_NODES.
+    assert!(chart.env("REDIS_URL").is_none());
+}
+
+#[test]
+fn two_ways_to_name_redis_or_a_sentinel_without_its_master_are_refused() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["redis.url=redis://r:6379"], "exclusive"),
+        (&["redis.cluster.nodes={c:6379}"], "exclusive"),
+        (&["redis.internal.enabled=true"], "exclusive"),
+        (&["redis.sentinel.masterName="], "redis.sentinel.masterName"),
+    ];
+    for (more, named) in cases {
+        let sets: Vec<&str> = ON_SENTINEL.iter().chain(more.iter()).copied().collect();
+        let error = render_error(&sets);
+        assert!(error.contains(named), "{more:?}: {error}");
+    }
+    let error = render_error(&with(
+        PRODUCTION,
+        &["redis.passwordSecret.name=redis-passwords"],
+    ));
+    assert!(error.contains("redis.passwordSecret"), "{error}");
 }

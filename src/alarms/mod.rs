@@ -9,6 +9,7 @@ mod id;
 mod memory_bus;
 pub(crate) mod metrics;
 mod redis_bus;
+mod relayed;
 mod subscription;
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use bus::AlarmBus;
 pub use id::{AlarmId, BadAlarmId};
+pub use redis_bus::AlarmKeys;
 pub use subscription::{Subscription, SubscriptionEnd};
 
 /// One usage alarm as MP reported it.

@@ -8,15 +8,15 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::Script;
-use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+use super::relayed::RecentlyRelayed;
 use super::subscription::Subscription;
 use super::{Alarm, AlarmId, AlarmReport, BusConfig, BusError, Published, check_resume_point};
-use crate::redis::Redis;
+use crate::config::ReplicaAck;
+use crate::redis::{Connection, DurableScript, Redis};
 
 /// How long one XREAD blocks; the reader's connection waits a little longer.
 const READ_BLOCK: Duration = Duration::from_secs(2);
@@ -32,9 +32,33 @@ end
 return false
 ";
 
+/// The alarm log's keys. They share one hash tag, so the publish script's
+/// two keys live on one cluster node: the alarm log is one shard, which is
+/// plenty (see the README's "Redis in production").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmKeys {
+    /// The stream.
+    pub stream: String,
+    /// Followed by an alarm's dedup key: set while a repeat is dropped.
+    pub dedup_prefix: String,
+}
+
+impl AlarmKeys {
+    /// `{<prefix>:alarms}:stream:v2` and `{<prefix>:alarms}:seen:v2:`.
+    pub fn new(key_prefix: &str) -> Self {
+        // Keys are versioned: a change of the stored format gets new keys.
+        let tag = format!("{{{key_prefix}:alarms}}");
+        Self {
+            stream: format!("{tag}:stream:v2"),
+            dedup_prefix: format!("{tag}:seen:v2:"),
+        }
+    }
+}
+
 pub struct RedisBus {
-    conn: ConnectionManager,
-    publish: Script,
+    conn: Connection,
+    publish: DurableScript,
+    replica_ack: Option<ReplicaAck>,
     stream_key: String,
     dedup_prefix: String,
     live: broadcast::Sender<Arc<Alarm>>,
@@ -58,21 +82,23 @@ fn unavailable(error: redis::RedisError) -> BusError {
 impl RedisBus {
     /// Publishes on the replica's shared connection; the reader has its own.
     pub fn new(redis: &Redis, config: BusConfig) -> Self {
-        let key_prefix = redis.key_prefix();
-        // Keys are versioned: a change of the stored format gets new keys.
-        let stream_key = format!("{key_prefix}:alarms:v1");
+        let keys = AlarmKeys::new(redis.key_prefix());
+        let stream_key = keys.stream;
         let (live, _) = broadcast::channel(config.subscriber_buffer.max(1));
         let (positioned, reader_positioned) = watch::channel(false);
+        let recent = RecentlyRelayed::new(config.dedup_window, config.retention);
         let reader = tokio::spawn(read_forever(
             redis.clone(),
             stream_key.clone(),
             live.clone(),
             positioned,
+            recent,
         ));
         Self {
             conn: redis.shared(),
-            publish: Script::new(PUBLISH_SCRIPT),
-            dedup_prefix: format!("{key_prefix}:alarm-seen:v1:"),
+            publish: DurableScript::new(PUBLISH_SCRIPT),
+            replica_ack: redis.replica_ack(),
+            dedup_prefix: keys.dedup_prefix,
             stream_key,
             live,
             reader_positioned,
@@ -91,9 +117,9 @@ impl RedisBus {
             .arg(crate::millis::redis_px(self.config.dedup_window))
             .arg(self.config.retention)
             .arg(payload)
-            .invoke_async(&mut self.conn.clone())
+            .invoke(&mut self.conn.clone(), self.replica_ack, "alarm")
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
         match id {
             None => Ok(Published::Duplicate),
             Some(id) => id
@@ -211,13 +237,20 @@ async fn read_forever(
     key: String,
     live: broadcast::Sender<Arc<Alarm>>,
     positioned: watch::Sender<bool>,
+    mut recent: RecentlyRelayed,
 ) {
     let mut position: Option<String> = None;
     let mut outage = false;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let Err(error) =
-            read_until_error(&redis, &key, &live, &positioned, &mut position, &mut outage).await;
+        let reader = Reader {
+            key: &key,
+            live: &live,
+            positioned: &positioned,
+        };
+        let Err(error) = reader
+            .read_until_error(&redis, &mut position, &mut outage, &mut recent)
+            .await;
         if !outage {
             tracing::error!(%error, "alarm stream reader lost Redis; retrying");
             outage = true;
@@ -228,53 +261,67 @@ async fn read_forever(
     }
 }
 
-async fn read_until_error(
-    redis: &Redis,
-    key: &str,
-    live: &broadcast::Sender<Arc<Alarm>>,
-    positioned: &watch::Sender<bool>,
-    position: &mut Option<String>,
-    outage: &mut bool,
-) -> redis::RedisResult<Infallible> {
-    let mut conn: MultiplexedConnection = redis.blocking_reader(READ_BLOCK).await?;
-    if position.is_none() {
-        // Start after the newest entry: alarms from before this replica
-        // started are for subscribers that resume, which replay them.
-        let newest: StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(key)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut conn)
-            .await?;
-        *position = Some(
-            newest
-                .ids
-                .first()
-                .map_or_else(|| "0-0".to_owned(), |e| e.id.clone()),
-        );
-        positioned.send_replace(true);
-    }
-    if *outage {
-        tracing::info!("alarm stream reader reconnected to Redis");
-        *outage = false;
-    }
-    loop {
-        let from = position.clone().unwrap_or_else(|| "0-0".to_owned());
-        let reply: Option<StreamReadReply> = redis::cmd("XREAD")
-            .arg("BLOCK")
-            .arg(READ_BLOCK.as_millis() as u64)
-            .arg("COUNT")
-            .arg(REPLAY_PAGE)
-            .arg("STREAMS")
-            .arg(key)
-            .arg(&from)
-            .query_async(&mut conn)
-            .await?;
-        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-            *position = Some(entry.id.clone());
-            if let Some(alarm) = decode(&entry) {
+/// Where the reader reads and whom it tells.
+struct Reader<'a> {
+    key: &'a str,
+    live: &'a broadcast::Sender<Arc<Alarm>>,
+    positioned: &'a watch::Sender<bool>,
+}
+
+impl Reader<'_> {
+    async fn read_until_error(
+        &self,
+        redis: &Redis,
+        position: &mut Option<String>,
+        outage: &mut bool,
+        recent: &mut RecentlyRelayed,
+    ) -> redis::RedisResult<Infallible> {
+        let (key, live, positioned) = (self.key, self.live, self.positioned);
+        let mut conn: Connection = redis.blocking_reader(READ_BLOCK).await?;
+        if position.is_none() {
+            // Start after the newest entry: alarms from before this replica
+            // started are for subscribers that resume, which replay them.
+            let newest: StreamRangeReply = redis::cmd("XREVRANGE")
+                .arg(key)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut conn)
+                .await?;
+            *position = Some(
+                newest
+                    .ids
+                    .first()
+                    .map_or_else(|| "0-0".to_owned(), |e| e.id.clone()),
+            );
+            positioned.send_replace(true);
+        }
+        if *outage {
+            tracing::info!("alarm stream reader reconnected to Redis");
+            *outage = false;
+        }
+        loop {
+            let from = position.clone().unwrap_or_else(|| "0-0".to_owned());
+            let reply: Option<StreamReadReply> = redis::cmd("XREAD")
+                .arg("BLOCK")
+                .arg(READ_BLOCK.as_millis() as u64)
+                .arg("COUNT")
+                .arg(REPLAY_PAGE)
+                .arg("STREAMS")
+                .arg(key)
+                .arg(&from)
+                .query_async(&mut conn)
+                .await?;
+            for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+                *position = Some(entry.id.clone());
+                let Some(alarm) = decode(&entry) else {
+                    continue;
+                };
+                if !recent.first(alarm.report.dedup_key(), std::time::Instant::now()) {
+                    tracing::info!(alarm_id = %alarm.id, "an alarm already relayed is in the stream again (a Redis failover lost its first copy); not relayed twice");
+                    continue;
+                }
                 // No receivers is fine: no subscriber on this replica right now.
                 let _ = live.send(Arc::new(alarm));
             }

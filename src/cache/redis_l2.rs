@@ -7,13 +7,12 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
 use redis::{RedisError, Script};
 
 use super::metrics::CacheMetrics;
 use super::outage::Outage;
 use super::snapshot::Snapshot;
-use crate::redis::Redis;
+use crate::redis::{Connection, Redis};
 
 /// The layout of the stored value; bump it when [`Snapshot::encode`] changes
 /// meaning, so a replica never reads another version's data.
@@ -51,7 +50,7 @@ impl Keys {
 /// The product list's home in Redis. The connection is made lazily and
 /// remade after failures, so a Redis that is down at start is used once it answers.
 pub struct RedisL2 {
-    connection: ConnectionManager,
+    connection: Connection,
     keys: Keys,
     outage: Outage,
     metrics: CacheMetrics,
@@ -141,7 +140,7 @@ impl RedisL2 {
     }
 
     /// Runs one Redis call with the timeout, the outage backoff and its bookkeeping.
-    async fn run<T, F>(&self, call: impl FnOnce(ConnectionManager) -> F) -> Result<T, StoreError>
+    async fn run<T, F>(&self, call: impl FnOnce(Connection) -> F) -> Result<T, StoreError>
     where
         F: Future<Output = Result<T, RedisError>>,
     {

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use chrono::FixedOffset;
 use redis::IntoConnectionInfo;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use url::Url;
 
 use super::defaults::*;
 use super::parse::{error, http_url, non_empty, parse_or, parse_positive};
 use super::{
-    Config, ConfigError, LogFormat, ProductCacheConfig, RedisConfig, Settings, TlsFiles, Upstream,
+    Config, ConfigError, LogFormat, ProductCacheConfig, RedisConfig, RedisTopology, ReplicaAck,
+    Settings, TlsFiles, Upstream,
 };
 use crate::alarms::BusConfig;
 use crate::domain::CallbackUrl;
@@ -113,23 +114,96 @@ fn public_callback_url(s: &Settings) -> Result<Option<CallbackUrl>, ConfigError>
         .transpose()
 }
 
-/// Only the URL's shape is checked: Redis may well be down at start.
+/// Only the shape of the addresses is checked: Redis may well be down at start.
 fn redis(s: &Settings) -> Result<Option<RedisConfig>, ConfigError> {
-    let Some(url) = non_empty(s.redis_url.as_ref()) else {
+    let Some(topology) = redis_topology(s)? else {
         return Ok(None);
     };
-    let config = RedisConfig {
-        url: SecretString::from(url),
+    Ok(Some(RedisConfig {
+        topology,
         key_prefix: non_empty(s.redis_key_prefix.as_ref())
             .unwrap_or(DEFAULT_REDIS_KEY_PREFIX)
             .to_owned(),
-    };
-    config
-        .url
-        .expose_secret()
-        .into_connection_info()
-        .map_err(|e| error("REDIS_URL", format!("is not a Redis URL: {e}")))?;
-    Ok(Some(config))
+        replica_ack: replica_ack(s)?,
+    }))
+}
+
+/// Exactly one of the three ways to name Redis, or none (alarms in process).
+fn redis_topology(s: &Settings) -> Result<Option<RedisTopology>, ConfigError> {
+    let url = non_empty(s.redis_url.as_ref());
+    let sentinels = non_empty(s.redis_sentinels.as_ref());
+    let cluster = non_empty(s.redis_cluster_nodes.as_ref());
+    let password = non_empty(s.redis_password.as_ref()).map(SecretString::from);
+    match (url, sentinels, cluster) {
+        (None, None, None) => Ok(None),
+        (Some(url), None, None) => {
+            url.into_connection_info()
+                .map_err(|e| error("REDIS_URL", format!("is not a Redis URL: {e}")))?;
+            if password.is_some() {
+                return Err(error(
+                    "REDIS_PASSWORD",
+                    "is for REDIS_SENTINELS or REDIS_CLUSTER_NODES; with REDIS_URL put the password in the URL",
+                ));
+            }
+            Ok(Some(RedisTopology::Url(SecretString::from(url))))
+        }
+        (None, Some(sentinels), None) => Ok(Some(RedisTopology::Sentinel {
+            sentinels: host_ports("REDIS_SENTINELS", sentinels)?,
+            master: non_empty(s.redis_sentinel_master.as_ref())
+                .ok_or_else(|| {
+                    error(
+                        "REDIS_SENTINEL_MASTER",
+                        "is required with REDIS_SENTINELS (the name the sentinels monitor the primary under)",
+                    )
+                })?
+                .to_owned(),
+            sentinel_password: non_empty(s.redis_sentinel_password.as_ref())
+                .map(SecretString::from),
+            password,
+        })),
+        (None, None, Some(nodes)) => Ok(Some(RedisTopology::Cluster {
+            nodes: host_ports("REDIS_CLUSTER_NODES", nodes)?,
+            password,
+        })),
+        _ => Err(error(
+            "REDIS_URL",
+            "REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES name Redis three ways: set exactly one of them",
+        )),
+    }
+}
+
+/// `host:port,host:port`: each item a host and a port.
+fn host_ports(variable: &'static str, raw: &str) -> Result<Vec<String>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .map(|item| {
+            let port = item
+                .rsplit_once(':')
+                .map(|(host, port)| (host, port.parse::<u16>()));
+            match port {
+                Some((host, Ok(port))) if !host.is_empty() && port > 0 => Ok(item.to_owned()),
+                _ => Err(error(
+                    variable,
+                    format!("{item:?} is not host:port (e.g. redis-0.redis:26379)"),
+                )),
+            }
+        })
+        .collect()
+}
+
+/// `REDIS_MIN_REPLICAS_ACK` of 0 (the default) needs no acknowledgement.
+fn replica_ack(s: &Settings) -> Result<Option<ReplicaAck>, ConfigError> {
+    let replicas = parse_or(
+        "REDIS_MIN_REPLICAS_ACK",
+        s.redis_min_replicas_ack.as_deref(),
+        DEFAULT_REDIS_MIN_REPLICAS_ACK,
+    )?;
+    let timeout = Duration::from_millis(parse_positive(
+        "REDIS_REPLICA_ACK_TIMEOUT_MS",
+        s.redis_replica_ack_timeout_ms.as_deref(),
+        DEFAULT_REDIS_REPLICA_ACK_TIMEOUT_MS,
+    )?);
+    Ok((replicas > 0).then_some(ReplicaAck { replicas, timeout }))
 }
 
 fn alarm_bus(s: &Settings) -> Result<BusConfig, ConfigError> {

@@ -17,6 +17,11 @@ pub const DEFAULT_MP_TIME_ZONE: &str = "+08:00";
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 8;
 /// `REDIS_KEY_PREFIX`.
 pub const DEFAULT_REDIS_KEY_PREFIX: &str = "mp-gateway";
+/// `REDIS_MIN_REPLICAS_ACK`: the primary alone (what a single Redis gives).
+pub const DEFAULT_REDIS_MIN_REPLICAS_ACK: usize = 0;
+/// `REDIS_REPLICA_ACK_TIMEOUT_MS`: replication on one network takes
+/// milliseconds; a second means the replica is gone or far behind.
+pub const DEFAULT_REDIS_REPLICA_ACK_TIMEOUT_MS: u64 = 1000;
 /// `ALARM_RETENTION`.
 pub const DEFAULT_ALARM_RETENTION: usize = 100_000;
 /// `ALARM_DEDUP_WINDOW_SECS`.

@@ -123,7 +123,49 @@ impl Default for ProductCacheConfig {
 /// How to reach Redis and where the gateway's keys live.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// May hold a password, hence secret.
-    pub url: SecretString,
+    pub topology: RedisTopology,
     pub key_prefix: String,
+    /// Set: writes that must survive a failover wait for this many replicas.
+    pub replica_ack: Option<ReplicaAck>,
+}
+
+impl RedisConfig {
+    /// One Redis at `url` (`REDIS_URL`), no replica acknowledgement.
+    pub fn url(url: &str, key_prefix: &str) -> Self {
+        Self {
+            topology: RedisTopology::Url(SecretString::from(url)),
+            key_prefix: key_prefix.to_owned(),
+            replica_ack: None,
+        }
+    }
+}
+
+/// Which of `REDIS_URL`, `REDIS_SENTINELS` and `REDIS_CLUSTER_NODES` is set.
+#[derive(Debug, Clone)]
+pub enum RedisTopology {
+    /// May hold a password, hence secret.
+    Url(SecretString),
+    /// The primary is whichever the sentinels name.
+    Sentinel {
+        /// `host:port` of each sentinel.
+        sentinels: Vec<String>,
+        master: String,
+        sentinel_password: Option<SecretString>,
+        /// Of the primary and replicas.
+        password: Option<SecretString>,
+    },
+    Cluster {
+        /// `host:port` of some nodes; the rest are discovered.
+        nodes: Vec<String>,
+        password: Option<SecretString>,
+    },
+}
+
+/// `WAIT replicas timeout` after a write that must survive a failover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaAck {
+    /// `REDIS_MIN_REPLICAS_ACK`, at least 1.
+    pub replicas: usize,
+    /// `REDIS_REPLICA_ACK_TIMEOUT_MS`.
+    pub timeout: Duration,
 }

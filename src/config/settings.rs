@@ -9,6 +9,7 @@ use super::defaults::{
     DEFAULT_HTTP_MAX_CONNECTIONS, DEFAULT_IDEMPOTENCY_TTL_SECS, DEFAULT_LOG_FORMAT,
     DEFAULT_MP_MAX_CONCURRENCY, DEFAULT_MP_TIME_ZONE, DEFAULT_MP_TIMEOUT_MS,
     DEFAULT_PRODUCT_CACHE_MAX_STALE_SECS, DEFAULT_PRODUCT_CACHE_TTL_SECS, DEFAULT_REDIS_KEY_PREFIX,
+    DEFAULT_REDIS_MIN_REPLICAS_ACK, DEFAULT_REDIS_REPLICA_ACK_TIMEOUT_MS,
     DEFAULT_SHUTDOWN_GRACE_SECS,
 };
 
@@ -56,6 +57,25 @@ pub struct Settings {
     pub redis_url: Option<String>,
     #[arg(long, env = "REDIS_KEY_PREFIX", help = format!("Prefix of every Redis key the gateway uses. [default: {DEFAULT_REDIS_KEY_PREFIX}]"))]
     pub redis_key_prefix: Option<String>,
+    /// Redis Sentinel instead of REDIS_URL: the sentinels' host:port,host:port,… (with REDIS_SENTINEL_MASTER).
+    #[arg(long, env = "REDIS_SENTINELS")]
+    pub redis_sentinels: Option<String>,
+    /// The name the sentinels monitor the primary under (required with REDIS_SENTINELS).
+    #[arg(long, env = "REDIS_SENTINEL_MASTER")]
+    pub redis_sentinel_master: Option<String>,
+    /// Password of the sentinels themselves (requirepass in sentinel.conf).
+    #[arg(long, env = "REDIS_SENTINEL_PASSWORD", hide_env_values = true)]
+    pub redis_sentinel_password: Option<String>,
+    /// Redis Cluster instead of REDIS_URL: some of its nodes' host:port,host:port,… (the rest are discovered).
+    #[arg(long, env = "REDIS_CLUSTER_NODES")]
+    pub redis_cluster_nodes: Option<String>,
+    /// Password of the Redis data nodes with REDIS_SENTINELS or REDIS_CLUSTER_NODES (with REDIS_URL it goes in the URL).
+    #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+    #[arg(long, env = "REDIS_MIN_REPLICAS_ACK", help = format!("Replicas that must have a callback, an idempotency record or claim (WAIT) before it counts as stored; 0: the primary alone. [default: {DEFAULT_REDIS_MIN_REPLICAS_ACK}]"))]
+    pub redis_min_replicas_ack: Option<String>,
+    #[arg(long, env = "REDIS_REPLICA_ACK_TIMEOUT_MS", help = format!("How long a write waits for REDIS_MIN_REPLICAS_ACK replicas before it fails (callback: 503). [default: {DEFAULT_REDIS_REPLICA_ACK_TIMEOUT_MS}]"))]
+    pub redis_replica_ack_timeout_ms: Option<String>,
     #[arg(long, env = "ALARM_RETENTION", help = format!("Alarms kept for subscribers that resume. [default: {DEFAULT_ALARM_RETENTION}]"))]
     pub alarm_retention: Option<String>,
     #[arg(long, env = "ALARM_DEDUP_WINDOW_SECS", help = format!("A callback MP repeats within this many seconds is relayed once. [default: {DEFAULT_ALARM_DEDUP_WINDOW_SECS}]"))]

@@ -257,3 +257,161 @@ fn the_metrics_address_is_read() {
         .unwrap_err();
     assert_eq!(err.variable, "METRICS_ADDR");
 }
+
+#[test]
+fn redis_is_named_by_a_url_sentinels_or_cluster_nodes() {
+    let config = Config::from_settings(&settings(&["--sandbox"])).unwrap();
+    assert!(config.redis.is_none());
+    let sentinel = Config::from_settings(&settings(&[
+        "--sandbox",
+        "--redis-sentinels",
+        "s-0:26379, s-1:26379",
+        "--redis-sentinel-master",
+        "mymaster",
+        "--redis-sentinel-password",
+        "sentinel-secret",
+        "--redis-password",
+        "data-secret",
+    ]))
+    .unwrap()
+    .redis
+    .unwrap();
+    let printed = format!("{sentinel:?}");
+    assert!(!printed.contains("sentinel-secret") && !printed.contains("data-secret"));
+    match sentinel.topology {
+        RedisTopology::Sentinel {
+            sentinels, master, ..
+        } => {
+            assert_eq!(sentinels, ["s-0:26379", "s-1:26379"]);
+            assert_eq!(master, "mymaster");
+        }
+        other => panic!("expected sentinels, got {other:?}"),
+    }
+    let cluster = Config::from_settings(&settings(&[
+        "--sandbox",
+        "--redis-cluster-nodes",
+        "10.0.0.1:6379,10.0.0.2:6379",
+    ]))
+    .unwrap()
+    .redis
+    .unwrap();
+    assert!(
+        matches!(&cluster.topology, RedisTopology::Cluster { nodes, password: None } if nodes.len() == 2)
+    );
+    assert_eq!(cluster.replica_ack, None);
+}
+
+#[test]
+fn more_than_one_way_to_name_redis_is_an_error_naming_them() {
+    for args in [
+        &[
+            "--redis-url",
+            "redis://r:6379",
+            "--redis-sentinels",
+            "s:26379",
+            "--redis-sentinel-master",
+            "m",
+        ][..],
+        &[
+            "--redis-url",
+            "redis://r:6379",
+            "--redis-cluster-nodes",
+            "c:6379",
+        ][..],
+        &[
+            "--redis-sentinels",
+            "s:26379",
+            "--redis-sentinel-master",
+            "m",
+            "--redis-cluster-nodes",
+            "c:6379",
+        ][..],
+    ] {
+        let mut all = vec!["--sandbox"];
+        all.extend_from_slice(args);
+        let err = Config::from_settings(&settings(&all)).unwrap_err();
+        let line = err.to_string();
+        assert!(
+            line.contains("REDIS_URL")
+                && line.contains("REDIS_SENTINELS")
+                && line.contains("REDIS_CLUSTER_NODES")
+                && !line.contains('\n'),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn bad_sentinel_cluster_and_replica_ack_settings_are_refused() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--redis-sentinels", "s:26379"], "REDIS_SENTINEL_MASTER"),
+        (
+            &["--redis-sentinels", "s", "--redis-sentinel-master", "m"],
+            "REDIS_SENTINELS",
+        ),
+        (
+            &[
+                "--redis-sentinels",
+                "s:26379,",
+                "--redis-sentinel-master",
+                "m",
+            ],
+            "REDIS_SENTINELS",
+        ),
+        (&["--redis-cluster-nodes", "c:port"], "REDIS_CLUSTER_NODES"),
+        (&["--redis-cluster-nodes", ":6379"], "REDIS_CLUSTER_NODES"),
+        (
+            &["--redis-url", "redis://r:6379", "--redis-password", "p"],
+            "REDIS_PASSWORD",
+        ),
+        (
+            &[
+                "--redis-url",
+                "redis://r:6379",
+                "--redis-min-replicas-ack=-1",
+            ],
+            "REDIS_MIN_REPLICAS_ACK",
+        ),
+        (
+            &[
+                "--redis-url",
+                "redis://r:6379",
+                "--redis-replica-ack-timeout-ms",
+                "0",
+            ],
+            "REDIS_REPLICA_ACK_TIMEOUT_MS",
+        ),
+    ];
+    for (args, variable) in cases {
+        let mut all = vec!["--sandbox"];
+        all.extend_from_slice(args);
+        let err = Config::from_settings(&settings(&all)).unwrap_err();
+        assert_eq!(err.variable, *variable, "{args:?}");
+    }
+}
+
+#[test]
+fn replica_acknowledgement_is_off_by_default_and_has_a_default_timeout() {
+    let off = Config::from_settings(&settings(&["--sandbox", "--redis-url", "redis://r:6379"]))
+        .unwrap()
+        .redis
+        .unwrap();
+    assert_eq!(off.replica_ack, None);
+    let on = Config::from_settings(&settings(&[
+        "--sandbox",
+        "--redis-url",
+        "redis://r:6379",
+        "--redis-min-replicas-ack",
+        "1",
+    ]))
+    .unwrap()
+    .redis
+    .unwrap();
+    assert_eq!(
+        on.replica_ack,
+        Some(ReplicaAck {
+            replicas: 1,
+            timeout: Duration::from_millis(1000)
+        })
+    );
+}

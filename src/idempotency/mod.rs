@@ -120,9 +120,7 @@ impl Idempotency {
     /// Records in Redis (shared by every replica) when there is a Redis, else in process.
     pub fn new(config: IdempotencyConfig, redis: Option<&Redis>) -> Self {
         let store = match redis {
-            Some(redis) => {
-                IdempotencyStore::Redis(RedisRecords::new(redis.shared(), redis.key_prefix()))
-            }
+            Some(redis) => IdempotencyStore::Redis(RedisRecords::new(redis)),
             None => IdempotencyStore::Memory(MemoryRecords::default()),
         };
         Self { store, config }

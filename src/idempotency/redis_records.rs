@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use super::{IdempotencyError, Record};
+use crate::config::ReplicaAck;
+use crate::redis::{Connection, DurableScript, Redis, WriteError};
 
 /// Extends the claim's lease if the record still carries this holder's token.
 const RENEW_SCRIPT: &str = r#"
@@ -38,11 +39,14 @@ return 1
 
 #[derive(Clone)]
 pub(super) struct RedisRecords {
-    conn: ConnectionManager,
+    conn: Connection,
     /// Versioned, so a change of the record format never reads old records wrongly.
     prefix: String,
     renew: Script,
-    settle: Script,
+    settle: std::sync::Arc<DurableScript>,
+    /// Set: a claim and an outcome count only once replicas have them, so a
+    /// failover cannot lose them and let a retry order again.
+    replica_ack: Option<ReplicaAck>,
 }
 
 fn unavailable(error: impl std::fmt::Display) -> IdempotencyError {
@@ -50,12 +54,13 @@ fn unavailable(error: impl std::fmt::Display) -> IdempotencyError {
 }
 
 impl RedisRecords {
-    pub(super) fn new(conn: ConnectionManager, key_prefix: &str) -> Self {
+    pub(super) fn new(redis: &Redis) -> Self {
         Self {
-            conn,
-            prefix: format!("{key_prefix}:idempotency:v1:"),
+            conn: redis.shared(),
+            prefix: format!("{}:idempotency:v1:", redis.key_prefix()),
             renew: Script::new(RENEW_SCRIPT),
-            settle: Script::new(SETTLE_SCRIPT),
+            settle: std::sync::Arc::new(DurableScript::new(SETTLE_SCRIPT)),
+            replica_ack: redis.replica_ack(),
         }
     }
 
@@ -73,16 +78,30 @@ impl RedisRecords {
     ) -> Result<Option<Record>, IdempotencyError> {
         let json = serde_json::to_string(record).map_err(unavailable)?;
         // SET NX ... GET: claims the key, or returns what is there, in one step.
-        let existing: Option<String> = redis::cmd("SET")
-            .arg(self.key(key))
+        let mut set = redis::cmd("SET");
+        set.arg(self.key(key))
             .arg(json)
             .arg("NX")
             .arg("GET")
             .arg("PX")
-            .arg(crate::millis::redis_px(lease))
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+            .arg(crate::millis::redis_px(lease));
+        let claimed = crate::redis::write(
+            &mut self.conn.clone(),
+            set,
+            self.replica_ack,
+            "idempotency_claim",
+        )
+        .await;
+        let existing: Option<String> = match claimed {
+            Ok(existing) => existing,
+            Err(error @ WriteError::NotAcknowledged { .. }) => {
+                // A claim a failover may lose could let a retry order twice:
+                // nothing goes to MP; the claim is taken back if it is ours.
+                self.release_unacknowledged(key, &record.token).await;
+                return Err(unavailable(error));
+            }
+            Err(error) => return Err(unavailable(error)),
+        };
         existing
             .map(|json| serde_json::from_str(&json).map_err(unavailable))
             .transpose()
@@ -130,15 +149,36 @@ impl RedisRecords {
             Some(record) => serde_json::to_string(record).map_err(unavailable)?,
             None => String::new(),
         };
+        let write = if record.is_some() {
+            "idempotency_record"
+        } else {
+            "idempotency_release"
+        };
         let settled: i64 = self
             .settle
             .key(self.key(key))
             .arg(token)
             .arg(json)
             .arg(crate::millis::redis_px(ttl))
-            .invoke_async(&mut self.conn.clone())
+            .invoke(&mut self.conn.clone(), self.replica_ack, write)
             .await
             .map_err(unavailable)?;
         Ok(settled == 1)
+    }
+
+    /// Removes `token`'s claim (if it is still there) without waiting for
+    /// replicas; if this fails too, the claim lapses after its lease.
+    async fn release_unacknowledged(&self, key: &str, token: &str) {
+        let released: Result<i64, _> = self
+            .settle
+            .key(self.key(key))
+            .arg(token)
+            .arg("")
+            .arg(1)
+            .invoke(&mut self.conn.clone(), None, "idempotency_release")
+            .await;
+        if let Err(error) = released {
+            tracing::warn!(%error, key, "could not take back a claim too few replicas acknowledged; it lapses after its lease");
+        }
     }
 }

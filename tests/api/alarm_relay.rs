@@ -82,7 +82,10 @@ async fn gateway_on(redis: Option<RedisConfig>) -> (TestGateway, Sandbox) {
 
 #[tokio::test]
 async fn a_callback_into_one_replica_reaches_a_subscriber_of_another() {
-    let redis = shared_redis();
+    callback_into_one_replica_reaches_another(shared_redis()).await;
+}
+
+pub(crate) async fn callback_into_one_replica_reaches_another(redis: RedisConfig) {
     let (receiving, _s1) = gateway_on(Some(redis.clone())).await;
     let (serving, _s2) = gateway_on(Some(redis)).await;
     let mut stream = subscribe(&serving, SubscribeAlarmsRequest::default()).await;
@@ -108,7 +111,7 @@ async fn a_callback_into_one_replica_reaches_a_subscriber_of_another() {
 #[tokio::test]
 async fn mp_gets_its_envelope_back_only_once_the_alarm_is_stored() {
     let redis = shared_redis();
-    let stream_key = format!("{}:alarms:v1", redis.key_prefix);
+    let stream_key = mp_gateway::alarms::AlarmKeys::new(&redis.key_prefix).stream;
     let (gateway, _sandbox) = gateway_on(Some(redis)).await;
     let reply: serde_json::Value = http_client()
         .post(format!("http://{}/mp/alarm-callback", gateway.http_addr))
@@ -284,7 +287,7 @@ async fn subscribers_get_only_the_orders_and_percentages_they_asked_for() {
     );
 }
 
-async fn resume_gets_what_was_missed(redis: Option<RedisConfig>) {
+pub(crate) async fn resume_gets_what_was_missed(redis: Option<RedisConfig>) {
     let (gateway, _sandbox) = gateway_on(redis).await;
     let client = http_client();
     let mut stream = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
@@ -339,7 +342,7 @@ async fn resuming_replays_the_alarms_sent_while_away_with_redis() {
     resume_gets_what_was_missed(Some(shared_redis())).await;
 }
 
-async fn resume_from_a_lost_id_is_out_of_range(redis: Option<RedisConfig>) {
+pub(crate) async fn resume_from_a_lost_id_is_out_of_range(redis: Option<RedisConfig>) {
     let (gateway, _sandbox) = gateway()
         .redis(redis)
         .with(|config| config.alarm_bus.retention = 2)
@@ -680,10 +683,10 @@ async fn sandbox_threshold_callbacks_reach_a_subscriber() {
 /// subscriber is refused with a status instead of being left with a silent gap.
 #[tokio::test]
 async fn a_subscriber_is_refused_while_the_stream_reader_cannot_reach_redis() {
-    let unreachable = mp_gateway::config::RedisConfig {
-        url: format!("redis://{}", closed_port().await).into(),
-        key_prefix: shared_redis().key_prefix,
-    };
+    let unreachable = mp_gateway::config::RedisConfig::url(
+        &format!("redis://{}", closed_port().await),
+        &shared_redis().key_prefix,
+    );
     let bus = mp_gateway::alarms::AlarmBus::new(
         config_for("http://127.0.0.1:9").alarm_bus,
         Some(&mp_gateway::redis::Redis::new(&unreachable).expect("valid URL")),
@@ -741,7 +744,7 @@ async fn an_open_stream_survives_a_redis_restart_and_callbacks_meanwhile_are_ref
 #[tokio::test]
 async fn resuming_past_entries_the_gateway_cannot_read_reaches_the_alarms_after_them() {
     let redis = shared_redis();
-    let stream_key = format!("{}:alarms:v1", redis.key_prefix);
+    let stream_key = mp_gateway::alarms::AlarmKeys::new(&redis.key_prefix).stream;
     let (gateway, _sandbox) = gateway_on(Some(redis)).await;
     let client = http_client();
     let mut live = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;

@@ -26,8 +26,12 @@ fn order(request_id: &str, product_id: u64) -> CreateOrderRequest {
 
 #[tokio::test]
 async fn fifty_concurrent_orders_with_one_request_id_over_two_gateways_order_once() {
+    fifty_orders_with_one_request_id_order_once(shared_redis()).await;
+}
+
+/// 50 CreateOrders with one request id over two gateways on `redis`: one MP call.
+pub(crate) async fn fifty_orders_with_one_request_id_order_once(redis: RedisConfig) {
     let sandbox = start_sandbox().await;
-    let redis = shared_redis();
     let first = gateway()
         .redis(Some(redis.clone()))
         .start_on(&sandbox)

@@ -191,3 +191,20 @@ fn a_malformed_setting_is_named_and_no_secret_is_echoed() {
     assert!(stderr.contains("GRPC_ADDR"), "{stderr}");
     assert!(!stderr.contains("super-secret-value"));
 }
+
+/// `REDIS_URL`, `REDIS_SENTINELS` and `REDIS_CLUSTER_NODES` are three ways to
+/// name Redis: two of them at once is a configuration error, not a choice.
+#[test]
+fn two_ways_to_name_redis_stop_the_binary_with_one_line_naming_them() {
+    let output = sandbox_binary(0, 0)
+        .env("REDIS_URL", "redis://127.0.0.1:6379")
+        .env("REDIS_CLUSTER_NODES", "127.0.0.1:7000")
+        .output()
+        .expect("binary runs");
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for variable in ["REDIS_URL", "REDIS_SENTINELS", "REDIS_CLUSTER_NODES"] {
+        assert!(stderr.contains(variable), "{stderr}");
+    }
+}

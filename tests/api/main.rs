@@ -21,6 +21,8 @@ mod product_cache;
 mod product_service;
 mod properties;
 mod python_client;
+mod redis_cluster;
+mod redis_sentinel;
 mod sandbox;
 mod trace_context;
 mod traffic_service;

@@ -6,12 +6,13 @@ use std::time::{Duration, SystemTime};
 
 use crate::support::{
     ACCESS_KEY, OwnRedis, SHARED_REDIS, TestGateway, counter, eventually, gateway, get_product,
-    list_products, listed_ids, redis_get, start_sandbox, unique_prefix, unreachable_redis_url,
-    with_timeout,
+    list_products, listed_ids, redis_config, redis_get, start_sandbox, unique_prefix,
+    unreachable_redis_url, with_timeout,
 };
 use futures::future::join_all;
 use mp_gateway::cache::Keys;
 use mp_gateway::cache::snapshot::Snapshot;
+use mp_gateway::config::RedisConfig;
 use mp_gateway::proto::ListProductsRequest;
 use mp_gateway::sandbox::{Fault, Sandbox};
 use tonic::Code;
@@ -130,12 +131,16 @@ async fn a_second_gateway_on_the_same_redis_does_not_call_mp() {
 
 #[tokio::test]
 async fn gateways_starting_together_on_one_redis_fetch_once() {
+    gateways_starting_together_fetch_once(redis_config(SHARED_REDIS, &unique_prefix("together")))
+        .await;
+}
+
+/// Two replicas on `redis`, both missing at once: the Redis lock lets one fetch.
+pub(crate) async fn gateways_starting_together_fetch_once(redis: RedisConfig) {
     let sandbox = start_sandbox().await;
     // MP answering slowly keeps both replicas' misses overlapping.
     sandbox.set_fault(Some(Fault::Delay(Duration::from_millis(300))));
-    let config = gateway()
-        .redis_at(SHARED_REDIS, &unique_prefix("together"))
-        .config(&sandbox.base_url());
+    let config = gateway().redis(Some(redis)).config(&sandbox.base_url());
     let first = TestGateway::start(config.clone()).await;
     let second = TestGateway::start(config).await;
     tokio::join!(

@@ -109,15 +109,28 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{- if and (eq (toString $v.config.grpcAuth) "off") $v.secrets.grpcAuthTokens }}
 {{- fail "config.grpcAuth is off but secrets.grpcAuthTokens is set: the gateway refuses both (GRPC_AUTH=off with GRPC_AUTH_TOKENS); drop one" }}
 {{- end }}
-{{- if and $v.redis.url $v.redis.internal.enabled }}
-{{- fail "redis.url and redis.internal.enabled are exclusive: use an external Redis or the trial one" }}
+{{- $redisWays := 0 }}
+{{- range (list $v.redis.url $v.redis.sentinel.addresses $v.redis.cluster.nodes $v.redis.internal.enabled) }}
+{{- if . }}{{ $redisWays = add1 $redisWays }}{{ end }}
+{{- end }}
+{{- if gt $redisWays 1 }}
+{{- fail "redis.url, redis.sentinel.addresses, redis.cluster.nodes and redis.internal.enabled are exclusive: name one Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES), or the trial one" }}
+{{- end }}
+{{- if and $v.redis.sentinel.addresses (not $v.redis.sentinel.masterName) }}
+{{- fail "redis.sentinel.addresses needs redis.sentinel.masterName (REDIS_SENTINEL_MASTER: the name the sentinels monitor the primary under)" }}
+{{- end }}
+{{- if and (or $v.redis.passwordSecret.passwordKey $v.redis.passwordSecret.sentinelPasswordKey) (not $v.redis.passwordSecret.name) }}
+{{- fail "redis.passwordSecret.passwordKey/sentinelPasswordKey need redis.passwordSecret.name (your Secret holding them)" }}
+{{- end }}
+{{- if and $v.redis.passwordSecret.name (not (or $v.redis.sentinel.addresses $v.redis.cluster.nodes)) }}
+{{- fail "redis.passwordSecret is for redis.sentinel or redis.cluster; with redis.url put the password in the URL" }}
 {{- end }}
 {{- if include "mp-gateway.multiReplica" . }}
 {{- if $v.config.sandbox }}
 {{- fail "config.sandbox=true keeps its simulated MP inside each pod: run one replica (replicaCount=1, autoscaling.enabled=false)" }}
 {{- end }}
-{{- if not (or $v.redis.url $v.redis.internal.enabled $v.secrets.existingSecret) }}
-{{- fail "more than one replica needs Redis (idempotency and alarms are shared through it): set redis.url, put REDIS_URL in secrets.existingSecret, or set redis.internal.enabled=true for a trial" }}
+{{- if not (or $v.redis.url $v.redis.sentinel.addresses $v.redis.cluster.nodes $v.redis.internal.enabled $v.secrets.existingSecret) }}
+{{- fail "more than one replica needs Redis (idempotency and alarms are shared through it): set redis.url, redis.sentinel or redis.cluster, put REDIS_URL in secrets.existingSecret, or set redis.internal.enabled=true for a trial" }}
 {{- end }}
 {{- end }}
 {{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
@@ -166,7 +179,7 @@ an existing Secret every key, optional except the MP keys outside the sandbox. *
       (list "MP_SECRET_KEY" "mpSecretKey" (not .Values.config.sandbox))
       (list "CALLBACK_TOKEN" "callbackToken" false)
       (list "GRPC_AUTH_TOKENS" "grpcAuthTokens" false) }}
-{{- if not .Values.redis.internal.enabled }}
+{{- if not (or .Values.redis.internal.enabled .Values.redis.sentinel.addresses .Values.redis.cluster.nodes) }}
 {{- $vars = append $vars (list "REDIS_URL" "redisUrl" false) }}
 {{- end }}
 {{- if .Values.secrets.existingSecret }}
@@ -204,4 +217,18 @@ httpGet:
   path: {{ .path }}
   port: http
 {{- end }}
+{{- end }}
+
+{{/* REDIS_PASSWORD and REDIS_SENTINEL_PASSWORD from redis.passwordSecret, the keys that are named. */}}
+{{- define "mp-gateway.redisPasswordEnv" -}}
+{{- $p := .Values.redis.passwordSecret }}
+{{- $env := list }}
+{{- if $p.name }}
+{{- range (list (list "REDIS_PASSWORD" $p.passwordKey) (list "REDIS_SENTINEL_PASSWORD" $p.sentinelPasswordKey)) }}
+{{- if index . 1 }}
+{{- $env = append $env (dict "name" (index . 0) "valueFrom" (dict "secretKeyRef" (dict "name" $p.name "key" (index . 1)))) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if $env }}{{ toYaml $env }}{{ end }}
 {{- end }}

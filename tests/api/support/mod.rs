@@ -11,6 +11,7 @@ mod orders;
 mod processes;
 mod products;
 mod redis;
+mod redis_topology;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -36,6 +37,7 @@ pub use redis::{
     OwnRedis, SHARED_REDIS, redis_config, redis_connection, redis_get, redis_xlen, shared_redis,
     unique_prefix, unreachable_redis_url,
 };
+pub use redis_topology::{ClusterTopology, DOWN_AFTER, SentinelTopology};
 
 /// A plain-HTTP client; reqwest needs the process's rustls provider first.
 pub fn http_client() -> reqwest::Client {

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use mp_gateway::config::RedisConfig;
-use secrecy::SecretString;
 
 use super::{closed_port, eventually};
 
@@ -19,10 +18,7 @@ pub fn unique_prefix(test: &str) -> String {
 
 /// Redis at `url` under `prefix`.
 pub fn redis_config(url: &str, prefix: &str) -> RedisConfig {
-    RedisConfig {
-        url: SecretString::from(url),
-        key_prefix: prefix.to_owned(),
-    }
+    RedisConfig::url(url, prefix)
 }
 
 /// The shared Redis, under a key prefix no other test uses.
