@@ -69,6 +69,7 @@ const PLAIN_VARIABLES: &[&str] = &[
     "ALARM_RETENTION",
     "ALARM_DEDUP_WINDOW_SECS",
     "ALARM_SUBSCRIBER_BUFFER",
+    "ALARM_MAX_DELIVERY_ATTEMPTS",
     "GRPC_AUTH",
     "METRICS_ADDR",
     "HTTP_MAX_CONNECTIONS",
@@ -583,6 +584,7 @@ fn the_chart_sets_every_variable_of_the_configuration_contract() {
         ("ALARM_RETENTION", "100000"),
         ("ALARM_DEDUP_WINDOW_SECS", "600"),
         ("ALARM_SUBSCRIBER_BUFFER", "1024"),
+        ("ALARM_MAX_DELIVERY_ATTEMPTS", "10"),
     ] {
         assert_eq!(config[variable], default, "{variable}");
     }

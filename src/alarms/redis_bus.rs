@@ -14,6 +14,7 @@ use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+use super::shared::RedisGroups;
 use super::subscription::Subscription;
 use super::{Alarm, AlarmId, AlarmReport, BusConfig, BusError, Published, check_resume_point};
 use crate::redis::Redis;
@@ -43,6 +44,27 @@ pub struct RedisBus {
     reader_positioned: watch::Receiver<bool>,
     config: BusConfig,
     reader: JoinHandle<()>,
+    shared: Arc<RedisGroups>,
+}
+
+/// Every Redis key of the alarm relay, made here. A key used with another in
+/// one script must share its hash tag (Redis Cluster).
+pub(super) struct Keys {
+    pub stream: String,
+    pub dedup_prefix: String,
+    /// Which ConsumeAlarms streams are connected (shared subscriptions).
+    pub consumers: String,
+}
+
+impl Keys {
+    pub fn new(key_prefix: &str) -> Self {
+        // Keys are versioned: a change of the stored format gets new keys.
+        Self {
+            stream: format!("{key_prefix}:alarms:v1"),
+            dedup_prefix: format!("{key_prefix}:alarm-seen:v1:"),
+            consumers: format!("{key_prefix}:alarm-consumers:v1"),
+        }
+    }
 }
 
 impl Drop for RedisBus {
@@ -58,9 +80,14 @@ fn unavailable(error: redis::RedisError) -> BusError {
 impl RedisBus {
     /// Publishes on the replica's shared connection; the reader has its own.
     pub fn new(redis: &Redis, config: BusConfig) -> Self {
-        let key_prefix = redis.key_prefix();
-        // Keys are versioned: a change of the stored format gets new keys.
-        let stream_key = format!("{key_prefix}:alarms:v1");
+        let keys = Keys::new(redis.key_prefix());
+        let stream_key = keys.stream.clone();
+        let shared = Arc::new(RedisGroups::new(
+            redis,
+            keys.stream.clone(),
+            keys.consumers,
+            config.max_delivery_attempts,
+        ));
         let (live, _) = broadcast::channel(config.subscriber_buffer.max(1));
         let (positioned, reader_positioned) = watch::channel(false);
         let reader = tokio::spawn(read_forever(
@@ -72,13 +99,19 @@ impl RedisBus {
         Self {
             conn: redis.shared(),
             publish: Script::new(PUBLISH_SCRIPT),
-            dedup_prefix: format!("{key_prefix}:alarm-seen:v1:"),
+            dedup_prefix: keys.dedup_prefix,
             stream_key,
+            shared,
             live,
             reader_positioned,
             config,
             reader,
         }
+    }
+
+    /// The shared subscriptions (consumer groups) on this bus's stream.
+    pub fn shared(&self) -> Arc<RedisGroups> {
+        self.shared.clone()
     }
 
     pub async fn publish(&self, report: AlarmReport) -> Result<Published, BusError> {
@@ -190,7 +223,7 @@ impl RedisBus {
 }
 
 /// An entry the gateway wrote; `None` (logged) for anything else, which is skipped.
-fn decode(entry: &StreamId) -> Option<Alarm> {
+pub(super) fn decode(entry: &StreamId) -> Option<Alarm> {
     let id = entry.id.parse().ok();
     let report = entry
         .get::<String>("alarm")

@@ -2,12 +2,14 @@
 
 mod alarm_service;
 mod alarm_stream;
+mod consume_stream;
 pub(crate) mod auth;
 mod in_flight;
 pub mod observe;
 mod order_service;
 mod product_service;
 mod requests;
+mod subscription_requests;
 pub(crate) mod status;
 mod traffic_service;
 
