@@ -95,7 +95,10 @@ pub mod shared {
             DELIVERED,
             "Alarms this replica delivered to ConsumeAlarms streams (redeliveries included)"
         );
-        describe_counter!(ACKED, "Alarms acked on this replica's ConsumeAlarms streams");
+        describe_counter!(
+            ACKED,
+            "Alarms acked on this replica's ConsumeAlarms streams"
+        );
         describe_counter!(
             REDELIVERED,
             "Deliveries after the first of one alarm (a deadline passed or a nack)"

@@ -7,9 +7,9 @@ use tokio::sync::watch;
 
 use super::alarm_stream::{AlarmFilter, alarm_stream};
 use super::consume_stream::consume_stream;
-use super::subscription_requests::{ConsumeStart, SubscriptionDeletion, SubscriptionsQuery};
 use super::in_flight::InFlight;
 use super::requests::{AlarmSubscription, CallbackRegistration, Identified};
+use super::subscription_requests::{ConsumeStart, SubscriptionDeletion, SubscriptionsQuery};
 use super::{caller_deadline, parse};
 use crate::alarms::AlarmBus;
 use crate::domain::{CallbackUrl, FieldViolation};

@@ -25,6 +25,11 @@ use crate::proto::{ConsumeAlarmsRequest, ConsumeAlarmsResponse};
 
 type Reply = Result<ConsumeAlarmsResponse, Status>;
 
+/// How long after an alarm's deadline this stream makes room for another:
+/// the others (which look every few hundred milliseconds) get the expired
+/// alarm first, rather than the stream that let it expire taking it back.
+const REDELIVERY_GRACE: Duration = Duration::from_secs(1);
+
 /// Resolves once shutdown is requested (never, if nobody can request it).
 async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
     if shutdown.wait_for(|stop| *stop).await.is_err() {
@@ -187,7 +192,7 @@ impl Driver {
     }
 
     async fn deliver(&mut self, batch: Vec<Delivery>) -> Result<(), End> {
-        let deadline = Instant::now() + self.ack_deadline;
+        let deadline = Instant::now() + self.ack_deadline + REDELIVERY_GRACE;
         for delivery in batch {
             let id = delivery.alarm.id;
             if let Some(old) = self.outstanding.insert(id, deadline) {
@@ -249,11 +254,17 @@ impl Driver {
             self.forget(id);
         }
         if !acked.is_empty() {
-            self.consumer.ack(&acked).await.map_err(|e| End::Status(e.into()))?;
+            self.consumer
+                .ack(&acked)
+                .await
+                .map_err(|e| End::Status(e.into()))?;
             metrics::acked(&self.subscription, acked.len());
         }
         if !nacked.is_empty() {
-            self.consumer.nack(&nacked).await.map_err(|e| End::Status(e.into()))?;
+            self.consumer
+                .nack(&nacked)
+                .await
+                .map_err(|e| End::Status(e.into()))?;
         }
         Ok(())
     }

@@ -42,7 +42,10 @@ pub(crate) struct ConsumeStart {
     pub settings: ConsumerSettings,
 }
 
-fn collect<T>(checked: Result<T, FieldViolation>, violations: &mut Vec<FieldViolation>) -> Option<T> {
+fn collect<T>(
+    checked: Result<T, FieldViolation>,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<T> {
     checked.map_err(|v| violations.push(v)).ok()
 }
 
@@ -51,7 +54,10 @@ impl TryFrom<&ConsumeAlarmsRequest> for ConsumeStart {
 
     fn try_from(req: &ConsumeAlarmsRequest) -> Result<Self, Self::Error> {
         let mut violations = Vec::new();
-        let request_id = collect(RequestId::parse_or_generate(&req.request_id), &mut violations);
+        let request_id = collect(
+            RequestId::parse_or_generate(&req.request_id),
+            &mut violations,
+        );
         let subscription = collect(
             SubscriptionName::parse("subscription", &req.subscription),
             &mut violations,
@@ -86,20 +92,28 @@ impl TryFrom<&ConsumeAlarmsRequest> for ConsumeStart {
             },
             &mut violations,
         );
-        match (request_id, subscription, consumer, ack_deadline, max_outstanding) {
-            (Some(request_id), Some(subscription), Some(consumer), Some(ack_deadline), Some(max_outstanding))
-                if violations.is_empty() =>
-            {
-                Ok(Self {
-                    request_id,
-                    settings: ConsumerSettings {
-                        subscription,
-                        consumer,
-                        ack_deadline,
-                        max_outstanding,
-                    },
-                })
-            }
+        match (
+            request_id,
+            subscription,
+            consumer,
+            ack_deadline,
+            max_outstanding,
+        ) {
+            (
+                Some(request_id),
+                Some(subscription),
+                Some(consumer),
+                Some(ack_deadline),
+                Some(max_outstanding),
+            ) if violations.is_empty() => Ok(Self {
+                request_id,
+                settings: ConsumerSettings {
+                    subscription,
+                    consumer,
+                    ack_deadline,
+                    max_outstanding,
+                },
+            }),
             _ => Err(violations),
         }
     }
@@ -189,7 +203,10 @@ impl TryFrom<&DeleteSubscriptionRequest> for SubscriptionDeletion {
 
     fn try_from(req: &DeleteSubscriptionRequest) -> Result<Self, Self::Error> {
         let mut violations = Vec::new();
-        let request_id = collect(RequestId::parse_or_generate(&req.request_id), &mut violations);
+        let request_id = collect(
+            RequestId::parse_or_generate(&req.request_id),
+            &mut violations,
+        );
         let subscription = collect(
             SubscriptionName::parse("subscription", &req.subscription),
             &mut violations,
@@ -247,11 +264,16 @@ mod tests {
             .err()
             .unwrap()
             .into_iter()
-            .map(|v| v.field)
+            .map(|v| v.field.into_owned())
             .collect();
         assert_eq!(
             fields,
-            ["subscription", "consumer", "ack_deadline_seconds", "max_outstanding"]
+            [
+                "subscription",
+                "consumer",
+                "ack_deadline_seconds",
+                "max_outstanding"
+            ]
         );
         assert!(ConsumeStart::try_from(&first("")).is_err());
         assert!(ConsumeStart::try_from(&first(&"a".repeat(64))).is_err());
@@ -269,7 +291,7 @@ mod tests {
         let fields: Vec<String> = Acks::parse(&req, false)
             .unwrap_err()
             .into_iter()
-            .map(|v| v.field)
+            .map(|v| v.field.into_owned())
             .collect();
         assert_eq!(fields, ["subscription", "ack_ids[1]", "nack_ids[0]"]);
         assert!(Acks::parse(&req, true).is_err());

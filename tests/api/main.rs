@@ -22,6 +22,7 @@ mod product_service;
 mod properties;
 mod python_client;
 mod sandbox;
+mod shared_subscriptions;
 mod trace_context;
 mod traffic_service;
 mod upstream_failures;

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{
-    StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamPendingCountReply,
-    StreamReadReply,
+    StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamPendingCountReply, StreamReadReply,
 };
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 use tokio::sync::Mutex;
@@ -368,7 +367,11 @@ impl RedisConsumer {
         Ok(batch)
     }
 
-    async fn set_idle<S: redis::ToRedisArgs>(&self, ids: &[S], idle: u64) -> Result<(), SharedError> {
+    async fn set_idle<S: redis::ToRedisArgs>(
+        &self,
+        ids: &[S],
+        idle: u64,
+    ) -> Result<(), SharedError> {
         if ids.is_empty() {
             return Ok(());
         }
