@@ -3,7 +3,7 @@
 //! and in process; redelivered after a deadline or a nack; dead-lettered
 //! after ALARM_MAX_DELIVERY_ATTEMPTS.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -482,6 +482,364 @@ async fn consumers_of_a_replica_that_stops_mid_stream_move_to_the_other_and_noth
     timeout(WAIT, stopped)
         .await
         .expect("the replica stops")
+        .expect("task")
+        .expect("clean stop");
+}
+
+async fn a_nack_redelivers_at_once_with_delivery_attempt_2(redis: Option<RedisConfig>) {
+    let sandbox = start_sandbox().await;
+    let one = replica(redis, &sandbox).await;
+    // A deadline far longer than the test: only the nack can bring it back.
+    let mut consumer = consume(&one, with_deadline("billing", 600)).await;
+    publish_one(&one, "nacked").await;
+    let first = consumer.next().await;
+    assert_eq!(first.delivery_attempt, 1);
+    consumer.nack(&[&id_of(&first)]);
+    let again = consumer.next().await;
+    assert_eq!(id_of(&again), id_of(&first));
+    assert_eq!(again.delivery_attempt, 2);
+    consumer.ack(&[&id_of(&again)]);
+    consumer.assert_quiet(Duration::from_millis(700)).await;
+}
+
+#[tokio::test]
+async fn a_nack_redelivers_at_once_with_delivery_attempt_2_with_redis() {
+    a_nack_redelivers_at_once_with_delivery_attempt_2(Some(shared_redis())).await;
+}
+
+#[tokio::test]
+async fn a_nack_redelivers_at_once_with_delivery_attempt_2_in_process() {
+    a_nack_redelivers_at_once_with_delivery_attempt_2(None).await;
+}
+
+async fn after_max_attempts_an_alarm_is_dead_lettered(redis: Option<RedisConfig>) {
+    let sandbox = start_sandbox().await;
+    let one = gateway()
+        .redis(redis)
+        .with(|config| config.alarm_bus.max_delivery_attempts = 3)
+        .start_on(&sandbox)
+        .await;
+    let mut consumer = consume(&one, with_deadline("billing", 600)).await;
+    publish_one(&one, "poison").await;
+    for attempt in 1..=3 {
+        let delivery = consumer.next().await;
+        assert_eq!(request_id_of(&delivery), "poison");
+        assert_eq!(delivery.delivery_attempt, attempt);
+        consumer.nack(&[&id_of(&delivery)]);
+    }
+    // The next alarm arrives; the poison one does not come back.
+    publish_one(&one, "next").await;
+    let next = consumer.next().await;
+    assert_eq!(
+        (request_id_of(&next).as_str(), next.delivery_attempt),
+        ("next", 1)
+    );
+    consumer.ack(&[&id_of(&next)]);
+    consumer.assert_quiet(Duration::from_millis(700)).await;
+    let label = "subscription=\"billing\"";
+    assert_eq!(
+        metric(
+            one.http_addr,
+            "mp_gateway_subscription_dead_lettered_total",
+            &[label]
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        metric(
+            one.http_addr,
+            "mp_gateway_subscription_redelivered_total",
+            &[label]
+        )
+        .await,
+        2.0
+    );
+    assert_eq!(
+        metric(
+            one.http_addr,
+            "mp_gateway_subscription_acked_total",
+            &[label]
+        )
+        .await,
+        1.0
+    );
+    eventually(WAIT, "nothing pending", || async {
+        subscriptions(&one).await.first().map(|s| s.pending) == Some(0)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn after_max_delivery_attempts_an_alarm_leaves_the_subscription_and_is_counted_with_redis() {
+    after_max_attempts_an_alarm_is_dead_lettered(Some(shared_redis())).await;
+}
+
+#[tokio::test]
+async fn after_max_delivery_attempts_an_alarm_leaves_the_subscription_and_is_counted_in_process() {
+    after_max_attempts_an_alarm_is_dead_lettered(None).await;
+}
+
+async fn no_more_than_max_outstanding_unacked_alarms_on_one_stream(redis: Option<RedisConfig>) {
+    let sandbox = start_sandbox().await;
+    let one = replica(redis, &sandbox).await;
+    let mut consumer = consume(
+        &one,
+        ConsumeAlarmsRequest {
+            max_outstanding: 5,
+            ..first("billing")
+        },
+    )
+    .await;
+    publish(&[&one], "a", 0..8).await;
+    let got = consumer.take(5).await;
+    consumer.assert_quiet(Duration::from_millis(700)).await;
+    let backlog = subscriptions(&one).await;
+    assert_eq!((backlog[0].pending, backlog[0].backlog), (5, 3));
+    consumer.ack(&[&id_of(&got[0]), &id_of(&got[1])]);
+    consumer.take(2).await;
+    consumer.assert_quiet(Duration::from_millis(700)).await;
+}
+
+#[tokio::test]
+async fn no_more_than_max_outstanding_unacked_alarms_on_one_stream_with_redis() {
+    no_more_than_max_outstanding_unacked_alarms_on_one_stream(Some(shared_redis())).await;
+}
+
+#[tokio::test]
+async fn no_more_than_max_outstanding_unacked_alarms_on_one_stream_in_process() {
+    no_more_than_max_outstanding_unacked_alarms_on_one_stream(None).await;
+}
+
+async fn bad_first_messages_are_refused_by_field(redis: Option<RedisConfig>) {
+    let sandbox = start_sandbox().await;
+    let one = replica(redis, &sandbox).await;
+    for (first, fields) in [
+        (ConsumeAlarmsRequest::default(), vec!["subscription"]),
+        (first("Billing"), vec!["subscription"]),
+        (
+            ConsumeAlarmsRequest {
+                consumer: "a_b".into(),
+                ack_deadline_seconds: 601,
+                max_outstanding: 10_001,
+                ..first("billing")
+            },
+            vec!["consumer", "ack_deadline_seconds", "max_outstanding"],
+        ),
+    ] {
+        let status = try_consume(&one, first).await.err().expect("refused");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(error_reason(&status).as_deref(), Some("INVALID_REQUEST"));
+        assert_eq!(violated_fields(&status), fields);
+    }
+    // A stream closed before any message.
+    let (send, receive) = mpsc::unbounded_channel::<ConsumeAlarmsRequest>();
+    drop(send);
+    let status = one
+        .alarms()
+        .consume_alarms(UnboundedReceiverStream::new(receive))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["subscription"]);
+    // Nothing was created.
+    assert_eq!(subscriptions(&one).await, []);
+}
+
+#[tokio::test]
+async fn bad_first_messages_are_refused_by_field_and_create_nothing_with_redis() {
+    bad_first_messages_are_refused_by_field(Some(shared_redis())).await;
+}
+
+#[tokio::test]
+async fn bad_first_messages_are_refused_by_field_and_create_nothing_in_process() {
+    bad_first_messages_are_refused_by_field(None).await;
+}
+
+async fn unknown_or_malformed_ack_ids_end_the_stream_and_apply_nothing(redis: Option<RedisConfig>) {
+    let sandbox = start_sandbox().await;
+    let one = replica(redis, &sandbox).await;
+    let mut consumer = consume(&one, with_deadline("billing", 1)).await;
+    publish_one(&one, "kept").await;
+    let delivered = consumer.next().await;
+    // A known id beside an unknown one: neither is applied.
+    consumer.ack(&[&id_of(&delivered), "1-0"]);
+    let status = consumer.end().await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(error_reason(&status).as_deref(), Some("UNKNOWN_ACK_ID"));
+    assert_eq!(violated_fields(&status), ["ack_ids[1]"]);
+    let info = status.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.metadata["ack_id"], "1-0");
+    // The known alarm was not acked: it comes back.
+    let mut next = consume(&one, with_deadline("billing", 30)).await;
+    let again = next.next().await;
+    assert_eq!(id_of(&again), id_of(&delivered));
+    assert_eq!(again.delivery_attempt, 2);
+    // A malformed id, and an id in both lists.
+    next.nack(&["not-an-id"]);
+    let status = next.end().await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(error_reason(&status).as_deref(), Some("INVALID_REQUEST"));
+    assert_eq!(violated_fields(&status), ["nack_ids[0]"]);
+    let both = consume(&one, with_deadline("billing", 30)).await;
+    let mut both = both;
+    let third = both.next().await;
+    both.send(ConsumeAlarmsRequest {
+        ack_ids: vec![id_of(&third)],
+        nack_ids: vec![id_of(&third)],
+        ..Default::default()
+    });
+    assert_eq!(violated_fields(&both.end().await), ["nack_ids[0]"]);
+    // A first-message field in a later message.
+    let mut later = consume(&one, with_deadline("billing", 30)).await;
+    let fourth = later.next().await;
+    later.send(ConsumeAlarmsRequest {
+        ack_ids: vec![id_of(&fourth)],
+        ..first("billing")
+    });
+    assert_eq!(violated_fields(&later.end().await), ["subscription"]);
+}
+
+#[tokio::test]
+async fn unknown_or_malformed_ack_ids_end_the_stream_and_apply_nothing_with_redis() {
+    unknown_or_malformed_ack_ids_end_the_stream_and_apply_nothing(Some(shared_redis())).await;
+}
+
+#[tokio::test]
+async fn unknown_or_malformed_ack_ids_end_the_stream_and_apply_nothing_in_process() {
+    unknown_or_malformed_ack_ids_end_the_stream_and_apply_nothing(None).await;
+}
+
+async fn deleting_a_subscription_ends_its_streams(redis: Option<RedisConfig>) {
+    let sandbox = start_sandbox().await;
+    let one = replica(redis, &sandbox).await;
+    let mut billing = consume(&one, first("billing")).await;
+    let mut audit = consume(&one, first("audit")).await;
+    publish_one(&one, "before").await;
+    billing.next().await;
+    audit.next().await;
+    eventually(WAIT, "both listed", || async {
+        subscriptions(&one).await
+            == [
+                SharedSubscription {
+                    name: "audit".into(),
+                    consumers: 1,
+                    pending: 1,
+                    backlog: 0,
+                },
+                SharedSubscription {
+                    name: "billing".into(),
+                    consumers: 1,
+                    pending: 1,
+                    backlog: 0,
+                },
+            ]
+    })
+    .await;
+    one.alarms()
+        .delete_subscription(DeleteSubscriptionRequest {
+            subscription: "billing".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("deleted");
+    let status = billing.end().await;
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(
+        error_reason(&status).as_deref(),
+        Some("SUBSCRIPTION_DELETED")
+    );
+    let info = status.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.metadata["subscription"], "billing");
+    // The other subscription goes on.
+    publish_one(&one, "after").await;
+    assert_eq!(request_id_of(&audit.next().await), "after");
+    let names: Vec<String> = subscriptions(&one)
+        .await
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["audit"]);
+    for name in ["billing", "never-made"] {
+        let status = one
+            .alarms()
+            .delete_subscription(DeleteSubscriptionRequest {
+                subscription: name.into(),
+                ..Default::default()
+            })
+            .await
+            .expect_err("no such subscription");
+        assert_eq!(status.code(), Code::NotFound);
+        assert_eq!(
+            error_reason(&status).as_deref(),
+            Some("SUBSCRIPTION_NOT_FOUND")
+        );
+    }
+    let status = one
+        .alarms()
+        .delete_subscription(DeleteSubscriptionRequest::default())
+        .await
+        .expect_err("no name");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["subscription"]);
+}
+
+#[tokio::test]
+async fn deleting_a_subscription_ends_its_streams_with_not_found_with_redis() {
+    deleting_a_subscription_ends_its_streams(Some(shared_redis())).await;
+}
+
+#[tokio::test]
+async fn deleting_a_subscription_ends_its_streams_with_not_found_in_process() {
+    deleting_a_subscription_ends_its_streams(None).await;
+}
+
+#[tokio::test]
+async fn two_consumers_in_process_share_the_alarms_each_delivered_once() {
+    let sandbox = start_sandbox().await;
+    let one = replica(None, &sandbox).await;
+    let consumers = vec![
+        consume(&one, first("billing")).await,
+        consume(&one, first("billing")).await,
+    ];
+    let only = [&one];
+    let (delivered, ()) = tokio::join!(
+        consume_all_acking(consumers, 300),
+        publish(&only, "a", 0..300)
+    );
+    assert_eq!(delivered.len(), 300, "no alarm delivered twice");
+    let ids: HashSet<String> = delivered.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(ids, all("a", 300));
+}
+
+#[tokio::test]
+async fn a_new_subscription_starts_at_the_newest_alarm() {
+    let redis = shared_redis();
+    let sandbox = start_sandbox().await;
+    let one = replica(Some(redis), &sandbox).await;
+    publish_one(&one, "before").await;
+    let mut consumer = consume(&one, first("billing")).await;
+    publish_one(&one, "after").await;
+    assert_eq!(request_id_of(&consumer.next().await), "after");
+}
+
+#[tokio::test]
+async fn shutdown_ends_consume_streams_with_unavailable_shutting_down() {
+    let sandbox = start_sandbox().await;
+    let mut one = gateway()
+        .with(|config| config.shutdown_grace = Duration::from_secs(60))
+        .start_on(&sandbox)
+        .await;
+    let mut consumer = consume(&one, first("billing")).await;
+    let stopping = one.begin_stop();
+    let status = consumer.end().await;
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(error_reason(&status).as_deref(), Some("SHUTTING_DOWN"));
+    assert!(status.get_details_retry_info().is_some());
+    timeout(WAIT, stopping)
+        .await
+        .expect("stops without waiting out the grace period")
         .expect("task")
         .expect("clean stop");
 }
