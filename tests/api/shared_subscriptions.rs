@@ -639,8 +639,7 @@ async fn bad_first_messages_are_refused_by_field(redis: Option<RedisConfig>) {
         .alarms()
         .consume_alarms(UnboundedReceiverStream::new(receive))
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&status), ["subscription"]);
     // Nothing was created.
