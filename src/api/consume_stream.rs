@@ -29,6 +29,8 @@ type Reply = Result<ConsumeAlarmsResponse, Status>;
 /// the others (which look every few hundred milliseconds) get the expired
 /// alarm first, rather than the stream that let it expire taking it back.
 const REDELIVERY_GRACE: Duration = Duration::from_secs(1);
+/// How often a full stream (no room to fetch) says it is still connected.
+const KEEP_ALIVE: Duration = Duration::from_secs(1);
 
 /// Resolves once shutdown is requested (never, if nobody can request it).
 async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
@@ -77,8 +79,13 @@ async fn fetch(
     fetched: mpsc::Sender<Result<Vec<Delivery>, SharedError>>,
 ) {
     loop {
-        let Ok(first) = room.acquire().await else {
-            return;
+        // A stream that is full (waiting for acks) still says it is connected.
+        let first = loop {
+            match tokio::time::timeout(KEEP_ALIVE, room.acquire()).await {
+                Ok(Ok(permit)) => break permit,
+                Ok(Err(_)) => return,
+                Err(_) => consumer.keep_alive().await,
+            }
         };
         first.forget();
         let more = room.available_permits();

@@ -842,3 +842,24 @@ async fn shutdown_ends_consume_streams_with_unavailable_shutting_down() {
         .expect("task")
         .expect("clean stop");
 }
+
+#[tokio::test]
+async fn a_full_stream_waiting_for_acks_still_counts_as_connected_with_redis() {
+    let sandbox = start_sandbox().await;
+    let one = replica(Some(shared_redis()), &sandbox).await;
+    let mut full = consume(
+        &one,
+        ConsumeAlarmsRequest {
+            max_outstanding: 1,
+            ..with_deadline("billing", 600)
+        },
+    )
+    .await;
+    publish_one(&one, "held").await;
+    full.next().await;
+    // Longer than a silent consumer is counted (5 s).
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let listed = subscriptions(&one).await;
+    assert_eq!((listed[0].consumers, listed[0].pending), (1, 1));
+    drop(full);
+}

@@ -178,6 +178,15 @@ impl Consumer {
         }
     }
 
+    /// Says this consumer is still connected while it fetches nothing (ListSubscriptions).
+    pub async fn keep_alive(&self) {
+        if let Self::Redis(c) = self
+            && let Err(error) = c.say_present().await
+        {
+            tracing::debug!(%error, "could not refresh a consumer's presence");
+        }
+    }
+
     /// The stream ended: `unacked` go to other consumers now.
     pub async fn leave(&self, unacked: &[AlarmId]) {
         match self {

@@ -204,7 +204,7 @@ impl RedisConsumer {
         format!("{}/{}", self.group, self.name)
     }
 
-    async fn say_present(&self) -> Result<(), SharedError> {
+    pub async fn say_present(&self) -> Result<(), SharedError> {
         let mut last = self.last_presence.lock().await;
         if last.is_some_and(|at| at.elapsed() < PRESENCE_EVERY) {
             return Ok(());
