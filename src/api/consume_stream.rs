@@ -52,6 +52,7 @@ pub fn consume_stream(
     let room = Arc::new(Semaphore::new(settings.max_outstanding));
     let (fetched, deliveries) = mpsc::channel(1);
     let fetcher = tokio::spawn(fetch(consumer.clone(), room.clone(), fetched));
+    let stop_fetching = fetcher.abort_handle();
     // Never full: at most max_outstanding alarms and one status are ever queued.
     let (replies, body) = mpsc::channel(settings.max_outstanding + 1);
     let driver = Driver {
@@ -66,7 +67,9 @@ pub fn consume_stream(
     };
     tokio::spawn(async move {
         let _open = open;
-        driver.run(first, inbound, deliveries, shutdown).await;
+        driver
+            .run(first, inbound, deliveries, shutdown, stop_fetching)
+            .await;
         fetcher.abort();
     });
     ReceiverStream::new(body)
@@ -162,6 +165,7 @@ impl Driver {
         mut inbound: Streaming<ConsumeAlarmsRequest>,
         mut deliveries: mpsc::Receiver<Result<Vec<Delivery>, SharedError>>,
         mut shutdown: watch::Receiver<bool>,
+        stop_fetching: tokio::task::AbortHandle,
     ) {
         let mut end = self.apply(&first, true).await.err();
         while end.is_none() {
@@ -185,6 +189,8 @@ impl Driver {
                 },
             };
         }
+        // No more fetching before the unacked are handed back.
+        stop_fetching.abort();
         let mut unacked: Vec<AlarmId> = self.outstanding.keys().copied().collect();
         metrics::pending(&self.subscription, -(unacked.len() as f64));
         // Taken for this stream but never sent: back to the others too.

@@ -863,3 +863,21 @@ async fn a_full_stream_waiting_for_acks_still_counts_as_connected_with_redis() {
     assert_eq!((listed[0].consumers, listed[0].pending), (1, 1));
     drop(full);
 }
+
+/// A stream's blocking read may still be under way in Redis when the stream
+/// ends; whatever it takes must go to the others soon, not after 10 minutes.
+#[tokio::test]
+async fn alarms_read_for_a_stream_that_just_ended_reach_the_others_with_redis() {
+    let sandbox = start_sandbox().await;
+    let one = replica(Some(shared_redis()), &sandbox).await;
+    for round in 0..5 {
+        drop(consume(&one, with_deadline("billing", 600)).await);
+        let tag = format!("round-{round}");
+        publish_one(&one, &tag).await;
+        let mut next = consume(&one, with_deadline("billing", 600)).await;
+        let delivery = next.next().await;
+        assert_eq!(request_id_of(&delivery), tag);
+        next.ack(&[&id_of(&delivery)]);
+        next.assert_quiet(Duration::from_millis(100)).await;
+    }
+}

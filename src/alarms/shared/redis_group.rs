@@ -422,6 +422,14 @@ impl RedisConsumer {
         if let Err(error) = self.nack(unacked).await {
             tracing::warn!(subscription = %self.group, %error, "could not hand unacked alarms over; they go out again after their deadline");
         }
+        // A read that was under way when the stream ended still completes in
+        // Redis (dropping the future does not cancel the command), giving this
+        // consumer alarms no stream will see: once it is surely over, hand
+        // back everything still pending on this consumer.
+        tokio::time::sleep(READ_BLOCK + Duration::from_millis(250)).await;
+        if let Err(error) = self.hand_back_all().await {
+            tracing::warn!(subscription = %self.group, %error, "could not hand unacked alarms over; they go out again after their deadline");
+        }
         let _ = redis::cmd("ZREM")
             .arg(&self.groups.presence_key)
             .arg(self.presence_member())
@@ -429,6 +437,30 @@ impl RedisConsumer {
             .await;
         if let Err(error) = self.remove_stale_consumers().await {
             tracing::debug!(subscription = %self.group, %error, "could not remove stale Redis consumers");
+        }
+    }
+
+    /// Makes every entry pending on this consumer reclaimable now.
+    async fn hand_back_all(&self) -> Result<(), SharedError> {
+        const PAGE: usize = 1000;
+        let mut from = "-".to_owned();
+        loop {
+            let pending: StreamPendingCountReply = redis::cmd("XPENDING")
+                .arg(self.key())
+                .arg(&self.group)
+                .arg(&from)
+                .arg("+")
+                .arg(PAGE)
+                .arg(&self.name)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(|e| self.deleted(e))?;
+            let ids: Vec<&str> = pending.ids.iter().map(|p| p.id.as_str()).collect();
+            self.set_idle(&ids, millis(MAX_ACK_DEADLINE) + 1000).await?;
+            match pending.ids.last() {
+                Some(last) if pending.ids.len() == PAGE => from = format!("({}", last.id),
+                _ => return Ok(()),
+            }
         }
     }
 
