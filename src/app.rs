@@ -366,6 +366,7 @@ fn describe_metrics() {
     crate::mp::metrics::describe();
     crate::cache::metrics::describe();
     crate::alarms::metrics::describe();
+    crate::alarms::metrics::shared::describe();
     crate::idempotency::metrics::describe();
     crate::redis::describe();
     listeners::describe();

@@ -2,6 +2,7 @@
 //! status in exactly one place: `api::status`.
 
 use crate::alarms::BusError;
+use crate::alarms::shared::SharedError;
 use crate::domain::FieldViolation;
 use crate::idempotency::{IdempotencyError, RunError};
 use crate::mp::MpError;
@@ -20,6 +21,9 @@ pub enum GatewayError {
     /// The alarm log refused or failed.
     #[error(transparent)]
     AlarmLog(#[from] BusError),
+    /// A shared subscription (ConsumeAlarms) refused or failed.
+    #[error(transparent)]
+    Shared(#[from] SharedError),
     /// The request id rules of CreateOrder/TopUpOrder refused the call.
     #[error(transparent)]
     Idempotency(#[from] IdempotencyError),

@@ -69,6 +69,7 @@ const PLAIN_VARIABLES: &[&str] = &[
     "ALARM_RETENTION",
     "ALARM_DEDUP_WINDOW_SECS",
     "ALARM_SUBSCRIBER_BUFFER",
+    "ALARM_MAX_DELIVERY_ATTEMPTS",
     "GRPC_AUTH",
     "METRICS_ADDR",
     "HTTP_MAX_CONNECTIONS",
@@ -611,6 +612,7 @@ fn the_chart_sets_every_variable_of_the_configuration_contract() {
         ("ALARM_SUBSCRIBER_BUFFER", "1024"),
         ("REDIS_MIN_REPLICAS_ACK", "0"),
         ("REDIS_REPLICA_ACK_TIMEOUT_MS", "1000"),
+        ("ALARM_MAX_DELIVERY_ATTEMPTS", "10"),
     ] {
         assert_eq!(config[variable], default, "{variable}");
     }

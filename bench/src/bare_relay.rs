@@ -290,4 +290,30 @@ impl AlarmService for BareAlarms {
         });
         Ok(tonic::Response::new(Box::pin(stream)))
     }
+
+    // The bare relay measures fan-out only; shared subscriptions are not part of it.
+    type ConsumeAlarmsStream = Pin<
+        Box<dyn Stream<Item = Result<mp_gateway::proto::ConsumeAlarmsResponse, Status>> + Send>,
+    >;
+
+    async fn consume_alarms(
+        &self,
+        _request: Request<tonic::Streaming<mp_gateway::proto::ConsumeAlarmsRequest>>,
+    ) -> Result<tonic::Response<Self::ConsumeAlarmsStream>, Status> {
+        Err(Status::unimplemented("the bare relay only fans out"))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        _request: Request<mp_gateway::proto::ListSubscriptionsRequest>,
+    ) -> Result<tonic::Response<mp_gateway::proto::ListSubscriptionsResponse>, Status> {
+        Err(Status::unimplemented("the bare relay only fans out"))
+    }
+
+    async fn delete_subscription(
+        &self,
+        _request: Request<mp_gateway::proto::DeleteSubscriptionRequest>,
+    ) -> Result<tonic::Response<mp_gateway::proto::DeleteSubscriptionResponse>, Status> {
+        Err(Status::unimplemented("the bare relay only fans out"))
+    }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::memory_bus::MemoryBus;
 use super::redis_bus::RedisBus;
+use super::shared::SharedSubscriptions;
 use super::subscription::Subscription;
 use super::{AlarmId, AlarmReport, BusConfig, BusError, Published};
 use crate::redis::Redis;
@@ -30,6 +31,14 @@ impl AlarmBus {
         match self {
             Self::Memory(bus) => Ok(bus.publish(report)),
             Self::Redis(bus) => bus.publish(report).await,
+        }
+    }
+
+    /// The shared, acknowledged subscriptions (ConsumeAlarms) on this bus.
+    pub fn shared(&self) -> SharedSubscriptions {
+        match self {
+            Self::Memory(bus) => SharedSubscriptions::Memory(bus.shared()),
+            Self::Redis(bus) => SharedSubscriptions::Redis(bus.shared()),
         }
     }
 

@@ -93,13 +93,14 @@ async fn receive(
     let request_id = report.request_id.clone();
     match state.bus.publish(report).await {
         Ok(Published::New(id)) => {
-            tracing::info!(alarm_id = %id, "alarm accepted");
+            // Per callback: DEBUG (the counters say how many; RUST_LOG can ask).
+            tracing::debug!(alarm_id = %id, "alarm accepted");
             metrics::received();
             envelope(StatusCode::OK, "Success", request_id.as_deref())
         }
         Ok(Published::Duplicate) => {
             metrics::duplicate();
-            tracing::info!(
+            tracing::debug!(
                 request_id = request_id.as_deref(),
                 "repeated alarm callback acknowledged, not relayed again"
             );

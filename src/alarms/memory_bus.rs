@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use tokio::sync::broadcast;
 
+use super::shared::MemoryGroups;
 use super::subscription::Subscription;
 use super::{Alarm, AlarmId, AlarmReport, BusConfig, BusError, Published, check_resume_point};
 
@@ -15,6 +16,7 @@ pub struct MemoryBus {
     log: Mutex<Log>,
     live: broadcast::Sender<Arc<Alarm>>,
     config: BusConfig,
+    shared: Arc<MemoryGroups>,
 }
 
 #[derive(Default)]
@@ -32,6 +34,10 @@ impl MemoryBus {
         Self {
             log: Mutex::new(Log::default()),
             live,
+            shared: Arc::new(MemoryGroups::new(
+                config.max_delivery_attempts,
+                config.retention,
+            )),
             config,
         }
     }
@@ -71,9 +77,15 @@ impl MemoryBus {
         while log.alarms.len() > self.config.retention {
             log.alarms.pop_front();
         }
+        self.shared.publish(&alarm);
         // No receivers is fine: nobody is subscribed right now.
         let _ = self.live.send(alarm);
         Published::New(id)
+    }
+
+    /// The shared subscriptions of this bus.
+    pub fn shared(&self) -> Arc<MemoryGroups> {
+        self.shared.clone()
     }
 
     pub fn subscribe(&self, resume_after: Option<AlarmId>) -> Result<Subscription, BusError> {

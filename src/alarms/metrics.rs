@@ -79,3 +79,58 @@ impl Drop for Subscriber {
         gauge!(SUBSCRIBERS).decrement(1.0);
     }
 }
+
+/// Shared subscriptions (ConsumeAlarms), labelled `subscription`.
+pub mod shared {
+    use metrics::{counter, describe_counter, describe_gauge, gauge};
+
+    pub const DELIVERED: &str = "mp_gateway_subscription_delivered_total";
+    pub const ACKED: &str = "mp_gateway_subscription_acked_total";
+    pub const REDELIVERED: &str = "mp_gateway_subscription_redelivered_total";
+    pub const DEAD_LETTERED: &str = "mp_gateway_subscription_dead_lettered_total";
+    pub const PENDING: &str = "mp_gateway_subscription_pending";
+
+    pub fn describe() {
+        describe_counter!(
+            DELIVERED,
+            "Alarms this replica delivered to ConsumeAlarms streams (redeliveries included)"
+        );
+        describe_counter!(
+            ACKED,
+            "Alarms acked on this replica's ConsumeAlarms streams"
+        );
+        describe_counter!(
+            REDELIVERED,
+            "Deliveries after the first of one alarm (a deadline passed or a nack)"
+        );
+        describe_counter!(
+            DEAD_LETTERED,
+            "Alarms that left a subscription after ALARM_MAX_DELIVERY_ATTEMPTS deliveries without an ack"
+        );
+        describe_gauge!(
+            PENDING,
+            "Alarms delivered on this replica's ConsumeAlarms streams and not yet acked, nacked or past their deadline"
+        );
+    }
+
+    pub fn delivered(subscription: &str, attempt: u32) {
+        let label = subscription.to_owned();
+        counter!(DELIVERED, "subscription" => label.clone()).increment(1);
+        if attempt > 1 {
+            counter!(REDELIVERED, "subscription" => label).increment(1);
+        }
+    }
+
+    pub fn acked(subscription: &str, n: usize) {
+        counter!(ACKED, "subscription" => subscription.to_owned()).increment(n as u64);
+    }
+
+    pub fn dead_lettered(subscription: &str) {
+        counter!(DEAD_LETTERED, "subscription" => subscription.to_owned()).increment(1);
+    }
+
+    /// Changes this replica's pending count of `subscription` by `delta`.
+    pub fn pending(subscription: &str, delta: f64) {
+        gauge!(PENDING, "subscription" => subscription.to_owned()).increment(delta);
+    }
+}

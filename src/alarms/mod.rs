@@ -10,6 +10,7 @@ mod memory_bus;
 pub(crate) mod metrics;
 mod redis_bus;
 mod relayed;
+pub mod shared;
 mod subscription;
 
 use std::time::Duration;
@@ -66,6 +67,8 @@ pub struct BusConfig {
     pub dedup_window: Duration,
     /// Alarms a subscriber may fall behind before it is told to resume.
     pub subscriber_buffer: usize,
+    /// Deliveries of one alarm to a shared subscription before it is dead-lettered.
+    pub max_delivery_attempts: u32,
 }
 
 /// What publishing did.

@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::relayed::RecentlyRelayed;
+use super::shared::RedisGroups;
 use super::subscription::Subscription;
 use super::{Alarm, AlarmId, AlarmReport, BusConfig, BusError, Published, check_resume_point};
 use crate::config::ReplicaAck;
@@ -41,16 +42,19 @@ pub struct AlarmKeys {
     pub stream: String,
     /// Followed by an alarm's dedup key: set while a repeat is dropped.
     pub dedup_prefix: String,
+    /// Which ConsumeAlarms streams are connected (shared subscriptions).
+    pub consumers: String,
 }
 
 impl AlarmKeys {
-    /// `{<prefix>:alarms}:stream:v2` and `{<prefix>:alarms}:seen:v2:`.
+    /// `{<prefix>:alarms}:stream:v2`, `…:seen:v2:` and `…:consumers:v2`.
     pub fn new(key_prefix: &str) -> Self {
         // Keys are versioned: a change of the stored format gets new keys.
         let tag = format!("{{{key_prefix}:alarms}}");
         Self {
             stream: format!("{tag}:stream:v2"),
             dedup_prefix: format!("{tag}:seen:v2:"),
+            consumers: format!("{tag}:consumers:v2"),
         }
     }
 }
@@ -67,6 +71,7 @@ pub struct RedisBus {
     reader_positioned: watch::Receiver<bool>,
     config: BusConfig,
     reader: JoinHandle<()>,
+    shared: Arc<RedisGroups>,
 }
 
 impl Drop for RedisBus {
@@ -83,7 +88,13 @@ impl RedisBus {
     /// Publishes on the replica's shared connection; the reader has its own.
     pub fn new(redis: &Redis, config: BusConfig) -> Self {
         let keys = AlarmKeys::new(redis.key_prefix());
-        let stream_key = keys.stream;
+        let stream_key = keys.stream.clone();
+        let shared = Arc::new(RedisGroups::new(
+            redis,
+            keys.stream.clone(),
+            keys.consumers,
+            config.max_delivery_attempts,
+        ));
         let (live, _) = broadcast::channel(config.subscriber_buffer.max(1));
         let (positioned, reader_positioned) = watch::channel(false);
         let recent = RecentlyRelayed::new(config.dedup_window, config.retention);
@@ -100,11 +111,17 @@ impl RedisBus {
             replica_ack: redis.replica_ack(),
             dedup_prefix: keys.dedup_prefix,
             stream_key,
+            shared,
             live,
             reader_positioned,
             config,
             reader,
         }
+    }
+
+    /// The shared subscriptions (consumer groups) on this bus's stream.
+    pub fn shared(&self) -> Arc<RedisGroups> {
+        self.shared.clone()
     }
 
     pub async fn publish(&self, report: AlarmReport) -> Result<Published, BusError> {
@@ -216,7 +233,7 @@ impl RedisBus {
 }
 
 /// An entry the gateway wrote; `None` (logged) for anything else, which is skipped.
-fn decode(entry: &StreamId) -> Option<Alarm> {
+pub(super) fn decode(entry: &StreamId) -> Option<Alarm> {
     let id = entry.id.parse().ok();
     let report = entry
         .get::<String>("alarm")

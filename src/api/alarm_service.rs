@@ -6,8 +6,10 @@ use tonic::{Request, Response, Status};
 use tokio::sync::watch;
 
 use super::alarm_stream::{AlarmFilter, alarm_stream};
+use super::consume_stream::consume_stream;
 use super::in_flight::InFlight;
 use super::requests::{AlarmSubscription, CallbackRegistration, Identified};
+use super::subscription_requests::{ConsumeStart, SubscriptionDeletion, SubscriptionsQuery};
 use super::{caller_deadline, parse};
 use crate::alarms::AlarmBus;
 use crate::domain::{CallbackUrl, FieldViolation};
@@ -15,7 +17,9 @@ use crate::error::GatewayError;
 use crate::mp::MpClient;
 use crate::proto::alarm_service_server::AlarmService;
 use crate::proto::{
-    RegisterCallbackRequest, RegisterCallbackResponse, SubscribeAlarmsRequest,
+    ConsumeAlarmsRequest, ConsumeAlarmsResponse, DeleteSubscriptionRequest,
+    DeleteSubscriptionResponse, ListSubscriptionsRequest, ListSubscriptionsResponse,
+    RegisterCallbackRequest, RegisterCallbackResponse, SharedSubscription, SubscribeAlarmsRequest,
     SubscribeAlarmsResponse,
 };
 
@@ -87,6 +91,7 @@ fn redact_token(url: &str) -> String {
 }
 
 type AlarmStream = Pin<Box<dyn Stream<Item = Result<SubscribeAlarmsResponse, Status>> + Send>>;
+type ConsumeStream = Pin<Box<dyn Stream<Item = Result<ConsumeAlarmsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl AlarmService for AlarmApi {
@@ -127,6 +132,63 @@ impl AlarmService for AlarmApi {
             self.in_flight.alarm_stream(),
         );
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    type ConsumeAlarmsStream = ConsumeStream;
+
+    async fn consume_alarms(
+        &self,
+        request: Request<tonic::Streaming<ConsumeAlarmsRequest>>,
+    ) -> Result<Response<Self::ConsumeAlarmsStream>, Status> {
+        let mut inbound = request.into_inner();
+        let Some(first) = inbound.message().await? else {
+            return Err(GatewayError::InvalidArgument(vec![FieldViolation::new(
+                "subscription",
+                "is required: the first message of a ConsumeAlarms stream names the subscription",
+            )])
+            .into());
+        };
+        let start: ConsumeStart = parse(&first)?;
+        let consumer = self.bus.shared().join(start.settings.clone()).await?;
+        let stream = consume_stream(
+            consumer,
+            &start.settings,
+            first,
+            inbound,
+            self.shutdown.clone(),
+            self.in_flight.alarm_stream(),
+        );
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        request: Request<ListSubscriptionsRequest>,
+    ) -> Result<Response<ListSubscriptionsResponse>, Status> {
+        let _query: SubscriptionsQuery = parse(request.get_ref())?;
+        let subscriptions = self
+            .bus
+            .shared()
+            .list()
+            .await?
+            .into_iter()
+            .map(|s| SharedSubscription {
+                name: s.name,
+                consumers: s.consumers,
+                pending: s.pending,
+                backlog: s.backlog,
+            })
+            .collect();
+        Ok(Response::new(ListSubscriptionsResponse { subscriptions }))
+    }
+
+    async fn delete_subscription(
+        &self,
+        request: Request<DeleteSubscriptionRequest>,
+    ) -> Result<Response<DeleteSubscriptionResponse>, Status> {
+        let deletion: SubscriptionDeletion = parse(request.get_ref())?;
+        self.bus.shared().delete(&deletion.subscription).await?;
+        Ok(Response::new(DeleteSubscriptionResponse {}))
     }
 }
 

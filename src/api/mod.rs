@@ -3,12 +3,14 @@
 mod alarm_service;
 mod alarm_stream;
 pub(crate) mod auth;
+mod consume_stream;
 mod in_flight;
 pub mod observe;
 mod order_service;
 mod product_service;
 mod requests;
 pub(crate) mod status;
+mod subscription_requests;
 mod traffic_service;
 
 use std::time::Duration;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::alarms::shared::SharedError;
 use crate::alarms::{BusError, SubscriptionEnd};
 use crate::error::GatewayError;
 use crate::idempotency::{IdempotencyError, RunError};
@@ -49,6 +50,9 @@ pub mod reason {
     pub const UPSTREAM_CONCURRENCY_LIMIT: &str = "UPSTREAM_CONCURRENCY_LIMIT";
     pub const UPSTREAM_RATE_LIMIT: &str = "UPSTREAM_RATE_LIMIT";
     pub const UPSTREAM_AUTH_FAILED: &str = "UPSTREAM_AUTH_FAILED";
+    pub const UNKNOWN_ACK_ID: &str = "UNKNOWN_ACK_ID";
+    pub const SUBSCRIPTION_DELETED: &str = "SUBSCRIPTION_DELETED";
+    pub const SUBSCRIPTION_NOT_FOUND: &str = "SUBSCRIPTION_NOT_FOUND";
 }
 
 /// `ErrorInfo` in the gateway's own domain.
@@ -128,11 +132,53 @@ impl From<GatewayError> for Status {
                 );
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
+            GatewayError::Shared(error) => shared_status(error, message),
             GatewayError::AlarmLog(BusError::Unavailable(_)) => {
                 let details = gateway_retryable(reason::ALARM_LOG_UNAVAILABLE, HashMap::new());
                 Status::with_error_details(Code::Unavailable, message, details)
             }
         }
+    }
+}
+
+impl From<SharedError> for Status {
+    fn from(error: SharedError) -> Self {
+        GatewayError::from(error).into()
+    }
+}
+
+fn shared_status(error: SharedError, message: String) -> Status {
+    let subscription = |name: String| HashMap::from([("subscription".to_owned(), name)]);
+    match error {
+        SharedError::Deleted(name) => Status::with_error_details(
+            Code::NotFound,
+            format!("{message}; consuming it again creates it anew, from the newest alarm"),
+            gateway_info(reason::SUBSCRIPTION_DELETED, subscription(name)),
+        ),
+        SharedError::NotFound(name) => Status::with_error_details(
+            Code::NotFound,
+            message,
+            gateway_info(reason::SUBSCRIPTION_NOT_FOUND, subscription(name)),
+        ),
+        SharedError::UnknownAckIds(ids) => {
+            let first = ids.first().map(|(_, id)| id.clone()).unwrap_or_default();
+            let mut details = gateway_info(
+                reason::UNKNOWN_ACK_ID,
+                HashMap::from([("ack_id".to_owned(), first)]),
+            );
+            for (field, id) in ids {
+                details.add_bad_request_violation(
+                    field,
+                    format!("{id:?} was not delivered on this stream, or was already acked or nacked on it"),
+                );
+            }
+            Status::with_error_details(Code::InvalidArgument, message, details)
+        }
+        SharedError::Unavailable(_) => Status::with_error_details(
+            Code::Unavailable,
+            message,
+            gateway_retryable(reason::ALARM_LOG_UNAVAILABLE, HashMap::new()),
+        ),
     }
 }
 

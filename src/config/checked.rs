@@ -223,6 +223,11 @@ fn alarm_bus(s: &Settings) -> Result<BusConfig, ConfigError> {
             s.alarm_subscriber_buffer.as_deref(),
             DEFAULT_ALARM_SUBSCRIBER_BUFFER,
         )?,
+        max_delivery_attempts: parse_positive(
+            "ALARM_MAX_DELIVERY_ATTEMPTS",
+            s.alarm_max_delivery_attempts.as_deref(),
+            DEFAULT_ALARM_MAX_DELIVERY_ATTEMPTS,
+        )?,
     })
 }
 

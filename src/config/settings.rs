@@ -4,13 +4,13 @@
 use clap::Args;
 
 use super::defaults::{
-    DEFAULT_ALARM_DEDUP_WINDOW_SECS, DEFAULT_ALARM_RETENTION, DEFAULT_ALARM_SUBSCRIBER_BUFFER,
-    DEFAULT_GRPC_ADDR, DEFAULT_GRPC_CONCURRENCY_LIMIT_PER_CONNECTION, DEFAULT_HTTP_ADDR,
-    DEFAULT_HTTP_MAX_CONNECTIONS, DEFAULT_IDEMPOTENCY_TTL_SECS, DEFAULT_LOG_FORMAT,
-    DEFAULT_MP_MAX_CONCURRENCY, DEFAULT_MP_TIME_ZONE, DEFAULT_MP_TIMEOUT_MS,
-    DEFAULT_PRODUCT_CACHE_MAX_STALE_SECS, DEFAULT_PRODUCT_CACHE_TTL_SECS, DEFAULT_REDIS_KEY_PREFIX,
-    DEFAULT_REDIS_MIN_REPLICAS_ACK, DEFAULT_REDIS_REPLICA_ACK_TIMEOUT_MS,
-    DEFAULT_SHUTDOWN_GRACE_SECS,
+    DEFAULT_ALARM_DEDUP_WINDOW_SECS, DEFAULT_ALARM_MAX_DELIVERY_ATTEMPTS, DEFAULT_ALARM_RETENTION,
+    DEFAULT_ALARM_SUBSCRIBER_BUFFER, DEFAULT_GRPC_ADDR,
+    DEFAULT_GRPC_CONCURRENCY_LIMIT_PER_CONNECTION, DEFAULT_HTTP_ADDR, DEFAULT_HTTP_MAX_CONNECTIONS,
+    DEFAULT_IDEMPOTENCY_TTL_SECS, DEFAULT_LOG_FORMAT, DEFAULT_MP_MAX_CONCURRENCY,
+    DEFAULT_MP_TIME_ZONE, DEFAULT_MP_TIMEOUT_MS, DEFAULT_PRODUCT_CACHE_MAX_STALE_SECS,
+    DEFAULT_PRODUCT_CACHE_TTL_SECS, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_MIN_REPLICAS_ACK,
+    DEFAULT_REDIS_REPLICA_ACK_TIMEOUT_MS, DEFAULT_SHUTDOWN_GRACE_SECS,
 };
 
 /// Raw settings, as given by flags or env; [`Config::from_settings`] checks them.
@@ -82,6 +82,8 @@ pub struct Settings {
     pub alarm_dedup_window_secs: Option<String>,
     #[arg(long, env = "ALARM_SUBSCRIBER_BUFFER", help = format!("Alarms a subscriber may fall behind before its stream ends with RESOURCE_EXHAUSTED. [default: {DEFAULT_ALARM_SUBSCRIBER_BUFFER}]"))]
     pub alarm_subscriber_buffer: Option<String>,
+    #[arg(long, env = "ALARM_MAX_DELIVERY_ATTEMPTS", help = format!("Deliveries of one alarm to a shared subscription (ConsumeAlarms) before it leaves the subscription's pending list. [default: {DEFAULT_ALARM_MAX_DELIVERY_ATTEMPTS}]"))]
+    pub alarm_max_delivery_attempts: Option<String>,
     #[arg(long, env = "IDEMPOTENCY_TTL_SECS", help = format!("How long a CreateOrder/TopUpOrder outcome is kept per request_id. [default: {DEFAULT_IDEMPOTENCY_TTL_SECS}]"))]
     pub idempotency_ttl_secs: Option<String>,
     /// Comma-separated bearer tokens accepted on the gRPC API; unset = no auth

@@ -172,6 +172,10 @@ fn malformed_values_are_named() {
             "ALARM_SUBSCRIBER_BUFFER",
         ),
         (
+            &["--alarm-max-delivery-attempts", "0"],
+            "ALARM_MAX_DELIVERY_ATTEMPTS",
+        ),
+        (
             &["--otel-exporter-otlp-endpoint", "otel-collector:4317"],
             "OTEL_EXPORTER_OTLP_ENDPOINT",
         ),

@@ -19,15 +19,19 @@ pub use request_id::RequestId;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
     /// The proto field name, e.g. `iccid`.
-    pub field: &'static str,
+    /// Owned only when it names a list element, e.g. `ack_ids[2]`.
+    pub field: std::borrow::Cow<'static, str>,
     /// What is wrong, in words the caller can act on.
     pub description: String,
 }
 
 impl FieldViolation {
-    pub fn new(field: &'static str, description: impl Into<String>) -> Self {
+    pub fn new(
+        field: impl Into<std::borrow::Cow<'static, str>>,
+        description: impl Into<String>,
+    ) -> Self {
         Self {
-            field,
+            field: field.into(),
             description: description.into(),
         }
     }

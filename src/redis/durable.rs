@@ -19,7 +19,7 @@ pub const REPLICA_ACK_TIMEOUTS: &str = "mp_gateway_redis_replica_ack_timeouts_to
 pub(super) fn describe() {
     metrics::describe_counter!(
         REPLICA_ACK_TIMEOUTS,
-        "Writes that fewer than REDIS_MIN_REPLICAS_ACK replicas acknowledged within REDIS_REPLICA_ACK_TIMEOUT_MS (write=alarm|idempotency_claim|idempotency_record); each failed its call"
+        "Writes that fewer than REDIS_MIN_REPLICAS_ACK replicas acknowledged within REDIS_REPLICA_ACK_TIMEOUT_MS (write=alarm|idempotency_claim|idempotency_record|consumer_ack); each failed its call"
     );
 }
 

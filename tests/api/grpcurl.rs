@@ -136,3 +136,89 @@ async fn grpcurl_lists_and_calls_every_service_through_reflection() {
     assert_eq!(detail("BadRequest")["fieldViolations"][0]["field"], "iccid");
     assert_eq!(detail("ErrorInfo")["reason"], "INVALID_REQUEST");
 }
+
+/// The README's Shared subscriptions session: messages typed on stdin, an
+/// alarm delivered, acked, and stdin closed to end the stream.
+#[tokio::test]
+async fn grpcurl_consumes_a_shared_subscription_with_messages_on_stdin() {
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    use mp_gateway::proto::ListSubscriptionsRequest;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    use crate::support::{callback_body, eventually, http_client, post_callback};
+
+    let (gateway, _sandbox) = gateway_with_sandbox().await;
+    let mut grpcurl = tokio::process::Command::new("grpcurl")
+        .args(["-plaintext", "-d", "@"])
+        .arg(gateway.grpc_addr.to_string())
+        .arg("linksfield.mp.v1.AlarmService/ConsumeAlarms")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("grpcurl is on PATH (scripts/install-dev-tools installs it)");
+    let mut stdin = grpcurl.stdin.take().expect("piped stdin");
+    let mut stdout = BufReader::new(grpcurl.stdout.take().expect("piped stdout")).lines();
+    stdin
+        .write_all(b"{\"subscription\": \"billing\", \"ackDeadlineSeconds\": 60}\n")
+        .await
+        .expect("grpcurl reads stdin");
+    stdin.flush().await.expect("flush");
+    let subscriptions = || async {
+        gateway
+            .alarms()
+            .list_subscriptions(ListSubscriptionsRequest::default())
+            .await
+            .expect("ListSubscriptions answers")
+            .into_inner()
+            .subscriptions
+    };
+    eventually(
+        Duration::from_secs(10),
+        "grpcurl joined billing",
+        || async { subscriptions().await.first().map(|s| s.consumers) == Some(1) },
+    )
+    .await;
+    let body = callback_body("ORDER_1", "84%", "from-mp");
+    assert_eq!(
+        post_callback(&http_client(), &gateway, "", &body).await,
+        200
+    );
+
+    // grpcurl prints each response as indented JSON ending with a lone "}".
+    let mut printed = String::new();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), stdout.next_line())
+            .await
+            .expect("grpcurl prints the alarm in time")
+            .expect("stdout readable")
+            .expect("grpcurl still running");
+        printed.push_str(&line);
+        if line == "}" {
+            break;
+        }
+    }
+    let delivered: Value = serde_json::from_str(&printed).expect("JSON");
+    assert_eq!(delivered["deliveryAttempt"], 1, "{delivered}");
+    assert_eq!(delivered["alarm"]["requestId"], "from-mp");
+    let id = delivered["alarm"]["id"].as_str().expect("an id").to_owned();
+    stdin
+        .write_all(format!("{{\"ackIds\": [\"{id}\"]}}\n").as_bytes())
+        .await
+        .expect("grpcurl reads stdin");
+    stdin.flush().await.expect("flush");
+    eventually(Duration::from_secs(10), "the ack is applied", || async {
+        subscriptions().await.first().map(|s| s.pending) == Some(0)
+    })
+    .await;
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(10), grpcurl.wait())
+        .await
+        .expect("closing stdin ends the stream")
+        .expect("grpcurl exits");
+    assert!(status.success(), "grpcurl ends with OK: {status}");
+    // Acked, so nothing is handed back when the stream ends.
+    assert_eq!(subscriptions().await[0].pending, 0);
+}

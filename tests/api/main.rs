@@ -24,6 +24,7 @@ mod python_client;
 mod redis_cluster;
 mod redis_sentinel;
 mod sandbox;
+mod shared_subscriptions;
 mod trace_context;
 mod traffic_service;
 mod upstream_failures;

@@ -265,3 +265,70 @@ fn readme_shows_the_client_examples_as_they_are() {
         assert!(readme.contains(command), "README.md lacks `{command}`");
     }
 }
+
+/// Runs `examples/python/consumer.py` on `subscription` until it has acked `count`.
+fn consumer(stubs: &Stubs, gateway: &TestGateway, count: usize) -> tokio::process::Child {
+    Command::new(python())
+        .arg(repo().join("examples/python/consumer.py"))
+        .args(["--target", &gateway.grpc_addr.to_string()])
+        .arg("--stubs")
+        .arg(&stubs.0)
+        .args(["--token", TOKEN, "--subscription", "billing"])
+        .args(["--count", &count.to_string()])
+        .env("PYTHONUNBUFFERED", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python runs")
+}
+
+#[tokio::test]
+async fn two_python_consumers_share_a_subscription_each_alarm_acked_once() {
+    use crate::support::{callback_body, eventually, http_client, post_callback, with_token};
+    use mp_gateway::proto::ListSubscriptionsRequest;
+
+    let stubs = generate_stubs().await;
+    let gateway = sandbox_gateway().await;
+    let consumers = [consumer(&stubs, &gateway, 2), consumer(&stubs, &gateway, 2)];
+    eventually(Duration::from_secs(20), "both consumers joined", || async {
+        let listed = gateway
+            .alarms()
+            .list_subscriptions(with_token(ListSubscriptionsRequest::default(), Some(TOKEN)))
+            .await
+            .expect("ListSubscriptions answers")
+            .into_inner();
+        listed.subscriptions.first().map(|s| s.consumers) == Some(2)
+    })
+    .await;
+    let client = http_client();
+    for i in 0..4 {
+        let body = callback_body("ORDER_1", "53%", &format!("py-{i}"));
+        assert_eq!(post_callback(&client, &gateway, "", &body).await, 200);
+    }
+    let mut ids = Vec::new();
+    for consumer in consumers {
+        let output = tokio::time::timeout(Duration::from_secs(30), consumer.wait_with_output())
+            .await
+            .expect("each consumer acks its 2 alarms and exits")
+            .expect("python runs");
+        let shown = show(&output);
+        assert!(output.status.success(), "consumer.py failed:\n{shown}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let mine: Vec<String> = stdout
+            .lines()
+            .filter_map(|line| line.strip_prefix("alarm "))
+            .filter_map(|rest| rest.split(':').next())
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(mine.len(), 2, "{shown}");
+        assert!(
+            stdout.contains("acked 2 alarm(s) of subscription billing"),
+            "{shown}"
+        );
+        ids.extend(mine);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "each alarm handled by one consumer: {ids:?}");
+}

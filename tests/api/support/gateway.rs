@@ -68,6 +68,7 @@ pub fn config_for(base_url: &str) -> Config {
             retention: 10_000,
             dedup_window: Duration::from_secs(600),
             subscriber_buffer: 1024,
+            max_delivery_attempts: 10,
         },
         idempotency_ttl: Duration::from_secs(3600),
         grpc_auth_tokens: Vec::new(),
