@@ -83,6 +83,13 @@ async fn post(http: &reqwest::Client, url: &str, body: String) -> bool {
     }
 }
 
+/// POSTs one unmeasured callback (unique); true if answered 200.
+pub async fn post_unmeasured(http: &reqwest::Client, url: &str, clock: Clock) -> bool {
+    static SEQ: AtomicU64 = AtomicU64::new(u64::MAX / 2);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    post(http, url, callback_body(clock, seq, false)).await
+}
+
 pub fn callback_url(http: SocketAddr) -> String {
     format!("http://{http}{}", mp_gateway::alarms::callback::PATH)
 }
@@ -106,7 +113,7 @@ impl Tally {
         self.measured.load(Ordering::Relaxed) + self.unmeasured.load(Ordering::Relaxed)
     }
 
-    fn receive(&self, clock: Clock, request_id: &str) {
+    pub fn receive(&self, clock: Clock, request_id: &str) {
         let now = clock.nanos();
         match parse_request_id(request_id) {
             Some((sent, true)) => {

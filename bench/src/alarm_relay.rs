@@ -409,33 +409,36 @@ fn parse_requests_per_sec(output: &str) -> Option<f64> {
 
 /// Deletes every key of the run (the gateway's stream and dedup keys, the
 /// ceilings' streams).
-async fn delete_keys(mut conn: redis::aio::MultiplexedConnection, prefix: &str) {
-    let mut cursor: u64 = 0;
+/// Deletes every key under `prefix`, hash-tagged ones (`{prefix:…}…`) too.
+pub async fn delete_keys(mut conn: redis::aio::MultiplexedConnection, prefix: &str) {
     let mut deleted = 0;
-    loop {
-        let page: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}:*"))
-            .arg("COUNT")
-            .arg(5000)
-            .query_async(&mut conn)
-            .await;
-        let Ok((next, keys)) = page else {
-            eprintln!("  (could not delete the run's Redis keys {prefix}:*)");
-            return;
-        };
-        if !keys.is_empty() {
-            deleted += keys.len();
-            let _: redis::RedisResult<u64> =
-                redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await;
+    for pattern in [format!("{prefix}:*"), format!("{{{prefix}:*")] {
+        let mut cursor: u64 = 0;
+        loop {
+            let page: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(5000)
+                .query_async(&mut conn)
+                .await;
+            let Ok((next, keys)) = page else {
+                eprintln!("  (could not delete the run's Redis keys {pattern})");
+                return;
+            };
+            if !keys.is_empty() {
+                deleted += keys.len();
+                let _: redis::RedisResult<u64> =
+                    redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
         }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
     }
-    eprintln!("  deleted the run's {deleted} Redis keys ({prefix}:*)");
+    eprintln!("  deleted the run's {deleted} Redis keys (under {prefix})");
 }
 
 fn ms(latency: Option<Duration>) -> String {

@@ -21,7 +21,9 @@ mod load;
 mod passthrough;
 mod process;
 mod product_cache;
+mod replica_ack;
 mod report;
+mod shared_subscriptions;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,6 +61,16 @@ const SCENARIOS: &[Scenario] = &[
         name: "alarm-relay",
         about: "MP callbacks to SubscribeAlarms streams over two replicas sharing Redis vs bare relays (with and without Redis)",
         run: |options| Box::pin(alarm_relay::run(options)),
+    },
+    Scenario {
+        name: "shared-subscriptions",
+        about: "ConsumeAlarms with Redis: acked alarms/s for 1 and 10 consumers, latency against SubscribeAlarms",
+        run: |options| Box::pin(shared_subscriptions::run(options)),
+    },
+    Scenario {
+        name: "replica-ack",
+        about: "callbacks/s and delivery latency with REDIS_MIN_REPLICAS_ACK=1 against 0 (a Redis primary and replica of its own)",
+        run: |options| Box::pin(replica_ack::run(options)),
     },
 ];
 

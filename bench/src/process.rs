@@ -29,6 +29,8 @@ pub struct Server {
     child: Child,
     pid: u32,
     pub addr: SocketAddr,
+    /// The gateway's HTTP listener (callbacks, health, metrics).
+    pub http: Option<SocketAddr>,
 }
 
 /// `target/release/mp-gateway`: next to this executable.
@@ -78,6 +80,7 @@ impl Server {
             .env("HTTP_ADDR", http.to_string())
             .envs(env.iter().copied());
         let mut server = Self::spawn("gateway", command, grpc)?;
+        server.http = Some(http);
         server.wait_serving().await?;
         Ok(server)
     }
@@ -128,6 +131,7 @@ impl Server {
             child,
             pid,
             addr,
+            http: None,
         })
     }
 
