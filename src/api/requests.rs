@@ -59,20 +59,20 @@ raw_request_id!(
 
 /// The violations found while one request's fields are checked.
 #[derive(Default)]
-struct Checks(Vec<FieldViolation>);
+pub(super) struct Checks(Vec<FieldViolation>);
 
 impl Checks {
     /// The field's value, or `None` with its violation noted.
-    fn field<T>(&mut self, checked: Result<T, FieldViolation>) -> Option<T> {
+    pub(super) fn field<T>(&mut self, checked: Result<T, FieldViolation>) -> Option<T> {
         checked.map_err(|violation| self.0.push(violation)).ok()
     }
 
-    fn request_id(&mut self, raw: &str) -> Option<RequestId> {
+    pub(super) fn request_id(&mut self, raw: &str) -> Option<RequestId> {
         self.field(RequestId::parse_or_generate(raw))
     }
 
     /// What was noted; called once some field had no value.
-    fn violations(self) -> Vec<FieldViolation> {
+    pub(super) fn violations(self) -> Vec<FieldViolation> {
         self.0
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::requests::{Identified, RawRequestId};
+use super::requests::{Checks, Identified, RawRequestId};
 use crate::alarms::AlarmId;
 use crate::alarms::shared::{ConsumerSettings, MAX_ACK_DEADLINE, SubscriptionName};
 use crate::domain::{FieldViolation, RequestId};
@@ -42,56 +42,34 @@ pub(crate) struct ConsumeStart {
     pub settings: ConsumerSettings,
 }
 
-fn collect<T>(
-    checked: Result<T, FieldViolation>,
-    violations: &mut Vec<FieldViolation>,
-) -> Option<T> {
-    checked.map_err(|v| violations.push(v)).ok()
-}
-
 impl TryFrom<&ConsumeAlarmsRequest> for ConsumeStart {
     type Error = Vec<FieldViolation>;
 
     fn try_from(req: &ConsumeAlarmsRequest) -> Result<Self, Self::Error> {
-        let mut violations = Vec::new();
-        let request_id = collect(
-            RequestId::parse_or_generate(&req.request_id),
-            &mut violations,
-        );
-        let subscription = collect(
-            SubscriptionName::parse("subscription", &req.subscription),
-            &mut violations,
-        );
-        let consumer = collect(
-            match req.consumer.as_str() {
-                "" => Ok(None),
-                raw => SubscriptionName::parse("consumer", raw).map(Some),
-            },
-            &mut violations,
-        );
+        let mut checks = Checks::default();
+        let request_id = checks.request_id(&req.request_id);
+        let subscription = checks.field(SubscriptionName::parse("subscription", &req.subscription));
+        let consumer = checks.field(match req.consumer.as_str() {
+            "" => Ok(None),
+            raw => SubscriptionName::parse("consumer", raw).map(Some),
+        });
         let max_deadline = MAX_ACK_DEADLINE.as_secs();
-        let ack_deadline = collect(
-            match u64::from(req.ack_deadline_seconds) {
-                0 => Ok(DEFAULT_ACK_DEADLINE),
-                secs if secs <= max_deadline => Ok(Duration::from_secs(secs)),
-                _ => Err(FieldViolation::new(
-                    "ack_deadline_seconds",
-                    format!("must be 1..{max_deadline} (0 means 30)"),
-                )),
-            },
-            &mut violations,
-        );
-        let max_outstanding = collect(
-            match req.max_outstanding {
-                0 => Ok(DEFAULT_MAX_OUTSTANDING),
-                n if n <= MAX_OUTSTANDING => Ok(n as usize),
-                _ => Err(FieldViolation::new(
-                    "max_outstanding",
-                    format!("must be 1..{MAX_OUTSTANDING} (0 means 100)"),
-                )),
-            },
-            &mut violations,
-        );
+        let ack_deadline = checks.field(match u64::from(req.ack_deadline_seconds) {
+            0 => Ok(DEFAULT_ACK_DEADLINE),
+            secs if secs <= max_deadline => Ok(Duration::from_secs(secs)),
+            _ => Err(FieldViolation::new(
+                "ack_deadline_seconds",
+                format!("must be 1..{max_deadline} (0 means 30)"),
+            )),
+        });
+        let max_outstanding = checks.field(match req.max_outstanding {
+            0 => Ok(DEFAULT_MAX_OUTSTANDING),
+            n if n <= MAX_OUTSTANDING => Ok(n as usize),
+            _ => Err(FieldViolation::new(
+                "max_outstanding",
+                format!("must be 1..{MAX_OUTSTANDING} (0 means 100)"),
+            )),
+        });
         match (
             request_id,
             subscription,
@@ -105,7 +83,7 @@ impl TryFrom<&ConsumeAlarmsRequest> for ConsumeStart {
                 Some(consumer),
                 Some(ack_deadline),
                 Some(max_outstanding),
-            ) if violations.is_empty() => Ok(Self {
+            ) => Ok(Self {
                 request_id,
                 settings: ConsumerSettings {
                     subscription,
@@ -114,7 +92,7 @@ impl TryFrom<&ConsumeAlarmsRequest> for ConsumeStart {
                     max_outstanding,
                 },
             }),
-            _ => Err(violations),
+            _ => Err(checks.violations()),
         }
     }
 }
@@ -202,21 +180,15 @@ impl TryFrom<&DeleteSubscriptionRequest> for SubscriptionDeletion {
     type Error = Vec<FieldViolation>;
 
     fn try_from(req: &DeleteSubscriptionRequest) -> Result<Self, Self::Error> {
-        let mut violations = Vec::new();
-        let request_id = collect(
-            RequestId::parse_or_generate(&req.request_id),
-            &mut violations,
-        );
-        let subscription = collect(
-            SubscriptionName::parse("subscription", &req.subscription),
-            &mut violations,
-        );
+        let mut checks = Checks::default();
+        let request_id = checks.request_id(&req.request_id);
+        let subscription = checks.field(SubscriptionName::parse("subscription", &req.subscription));
         match (request_id, subscription) {
             (Some(request_id), Some(subscription)) => Ok(Self {
                 request_id,
                 subscription,
             }),
-            _ => Err(violations),
+            _ => Err(checks.violations()),
         }
     }
 }
