@@ -53,6 +53,18 @@ const XADD_REQUESTS: u32 = 200_000;
 const XADD_CLIENTS: u32 = 50;
 
 pub async fn run(options: &Options) -> Result<Section, BenchError> {
+    let (redis, conn, prefix) = redis_for_run(options, "alarm-relay").await?;
+    let result = measure(options, &redis, conn.clone(), &prefix).await;
+    delete_keys(conn, &prefix).await;
+    result
+}
+
+/// Redis at `--redis-url`, connected, and a fresh key prefix for one run
+/// (delete its keys with [`delete_keys`] at the end).
+pub async fn redis_for_run(
+    options: &Options,
+    scenario: &str,
+) -> Result<(redis::Client, redis::aio::MultiplexedConnection, String), BenchError> {
     let redis = redis::Client::open(options.redis_url.as_str())
         .map_err(|e| BenchError::Start(format!("--redis-url: {e}")))?;
     let conn = redis
@@ -60,15 +72,12 @@ pub async fn run(options: &Options) -> Result<Section, BenchError> {
         .await
         .map_err(|e| {
             BenchError::Start(format!(
-                "Redis at {} (alarm-relay needs it): {e}",
+                "Redis at {} ({scenario} needs it): {e}",
                 options.redis_url
             ))
         })?;
-    // A fresh prefix per run; its keys are deleted at the end.
     let prefix = format!("mp-bench:{}", uuid::Uuid::new_v4().simple());
-    let result = measure(options, &redis, conn.clone(), &prefix).await;
-    delete_keys(conn, &prefix).await;
-    result
+    Ok((redis, conn, prefix))
 }
 
 /// The gateway and the two ceilings, two replicas each.

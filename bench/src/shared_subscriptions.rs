@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::alarm_load::{self, Clock, Fanout, Tally};
-use crate::alarm_relay::delete_keys;
+use crate::alarm_relay::{delete_keys, redis_for_run};
 use crate::process::Server;
 use crate::report::{Section, Table};
 use crate::{BenchError, Options, gateway};
@@ -27,13 +27,7 @@ const CONSUMER_COUNTS: [usize; 2] = [1, 10];
 const PACED_RATE: u32 = 250;
 
 pub async fn run(options: &Options) -> Result<Section, BenchError> {
-    let redis = redis::Client::open(options.redis_url.as_str())
-        .map_err(|e| BenchError::Start(format!("--redis-url: {e}")))?;
-    let conn = redis
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(|e| BenchError::Start(format!("Redis at {}: {e}", options.redis_url)))?;
-    let prefix = format!("mp-bench:{}", uuid::Uuid::new_v4().simple());
+    let (_, conn, prefix) = redis_for_run(options, "shared-subscriptions").await?;
     let result = measure(options, &prefix).await;
     delete_keys(conn, &prefix).await;
     result

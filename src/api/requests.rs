@@ -42,6 +42,7 @@ macro_rules! raw_request_id {
         }
     )*};
 }
+pub(super) use raw_request_id;
 
 raw_request_id!(
     ListProductsRequest,
@@ -364,6 +365,7 @@ macro_rules! identified {
         }
     )*};
 }
+pub(super) use identified;
 
 identified!(
     ProductListQuery,

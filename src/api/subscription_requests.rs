@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::requests::{Checks, Identified, RawRequestId};
+use super::requests::{Checks, Identified, RawRequestId, identified, raw_request_id};
 use crate::alarms::AlarmId;
 use crate::alarms::shared::{ConsumerSettings, MAX_ACK_DEADLINE, SubscriptionName};
 use crate::domain::{FieldViolation, RequestId};
@@ -18,23 +18,11 @@ pub const DEFAULT_MAX_OUTSTANDING: usize = 100;
 /// The most `max_outstanding` a stream may ask for.
 pub const MAX_OUTSTANDING: u32 = 10_000;
 
-impl RawRequestId for ConsumeAlarmsRequest {
-    fn raw_request_id(&self) -> &str {
-        &self.request_id
-    }
-}
-
-impl RawRequestId for ListSubscriptionsRequest {
-    fn raw_request_id(&self) -> &str {
-        &self.request_id
-    }
-}
-
-impl RawRequestId for DeleteSubscriptionRequest {
-    fn raw_request_id(&self) -> &str {
-        &self.request_id
-    }
-}
+raw_request_id!(
+    ConsumeAlarmsRequest,
+    ListSubscriptionsRequest,
+    DeleteSubscriptionRequest
+);
 
 /// The first message of a ConsumeAlarms stream.
 pub(crate) struct ConsumeStart {
@@ -191,16 +179,6 @@ impl TryFrom<&DeleteSubscriptionRequest> for SubscriptionDeletion {
             _ => Err(checks.violations()),
         }
     }
-}
-
-macro_rules! identified {
-    ($($checked:ty),*) => {$(
-        impl Identified for $checked {
-            fn request_id(&self) -> &RequestId {
-                &self.request_id
-            }
-        }
-    )*};
 }
 
 identified!(ConsumeStart, SubscriptionsQuery, SubscriptionDeletion);

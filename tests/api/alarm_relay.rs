@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use mp_gateway::config::RedisConfig;
 use mp_gateway::domain::CallbackUrl;
-use mp_gateway::proto::alarm_service_client::AlarmServiceClient;
 use mp_gateway::proto::{
     Alarm, RegisterCallbackRequest, SubscribeAlarmsRequest, SubscribeAlarmsResponse,
 };
@@ -15,7 +14,6 @@ use serde_json::json;
 use tokio::time::timeout;
 use tonic::Code;
 use tonic::Streaming;
-use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 use crate::support::{
@@ -539,20 +537,8 @@ async fn a_stalled_subscriber_neither_delays_a_healthy_one_nor_misses_alarms_sil
         .with(|config| config.alarm_bus.subscriber_buffer = 16)
         .start()
         .await;
-    // Never read until the end: HTTP/2 flow control (a 64 KiB window, as many
-    // clients have) soon stops the server from sending.
-    let small_window = Channel::from_shared(format!("http://{}", gateway.grpc_addr))
-        .expect("valid URI")
-        .initial_stream_window_size(65_535)
-        .initial_connection_window_size(65_535)
-        .connect()
-        .await
-        .expect("connects");
-    let mut stalled = AlarmServiceClient::new(small_window)
-        .subscribe_alarms(SubscribeAlarmsRequest::default())
-        .await
-        .expect("subscription starts")
-        .into_inner();
+    // Never read until the end: HTTP/2 flow control soon stops the server from sending.
+    let mut stalled = subscriber_that_never_reads(gateway.grpc_addr).await;
     let mut healthy = subscribe(&gateway, SubscribeAlarmsRequest::default()).await;
     let client = http_client();
     let padding = "x".repeat(120);

@@ -144,10 +144,11 @@ async fn grpcurl_consumes_a_shared_subscription_with_messages_on_stdin() {
     use std::process::Stdio;
     use std::time::Duration;
 
-    use mp_gateway::proto::ListSubscriptionsRequest;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-    use crate::support::{callback_body, eventually, http_client, post_callback};
+    use crate::support::{
+        callback_body, eventually, http_client, list_subscriptions, post_callback,
+    };
 
     let (gateway, _sandbox) = gateway_with_sandbox().await;
     let mut grpcurl = tokio::process::Command::new("grpcurl")
@@ -166,15 +167,7 @@ async fn grpcurl_consumes_a_shared_subscription_with_messages_on_stdin() {
         .await
         .expect("grpcurl reads stdin");
     stdin.flush().await.expect("flush");
-    let subscriptions = || async {
-        gateway
-            .alarms()
-            .list_subscriptions(ListSubscriptionsRequest::default())
-            .await
-            .expect("ListSubscriptions answers")
-            .into_inner()
-            .subscriptions
-    };
+    let subscriptions = || list_subscriptions(&gateway);
     eventually(
         Duration::from_secs(10),
         "grpcurl joined billing",

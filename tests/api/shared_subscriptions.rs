@@ -10,8 +10,7 @@ use std::time::Duration;
 use mp_gateway::config::RedisConfig;
 use mp_gateway::proto::alarm_service_client::AlarmServiceClient;
 use mp_gateway::proto::{
-    ConsumeAlarmsRequest, ConsumeAlarmsResponse, DeleteSubscriptionRequest,
-    ListSubscriptionsRequest, SharedSubscription,
+    ConsumeAlarmsRequest, ConsumeAlarmsResponse, DeleteSubscriptionRequest, SharedSubscription,
 };
 use mp_gateway::sandbox::Sandbox;
 use tokio::sync::mpsc;
@@ -22,8 +21,8 @@ use tonic::{Code, Status, Streaming};
 use tonic_types::StatusExt;
 
 use crate::support::{
-    TestGateway, callback_body, error_reason, eventually, gateway, http_client, metric,
-    post_callback, shared_redis, start_sandbox, violated_fields,
+    TestGateway, callback_body, error_reason, eventually, gateway, http_client, list_subscriptions,
+    metric, post_callback, shared_redis, start_sandbox, violated_fields,
 };
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -194,16 +193,6 @@ async fn replica(redis: Option<RedisConfig>, sandbox: &Sandbox) -> TestGateway {
     gateway().redis(redis).start_on(sandbox).await
 }
 
-async fn subscriptions(gateway: &TestGateway) -> Vec<SharedSubscription> {
-    gateway
-        .alarms()
-        .list_subscriptions(ListSubscriptionsRequest::default())
-        .await
-        .expect("ListSubscriptions answers")
-        .into_inner()
-        .subscriptions
-}
-
 /// Receives and acks until `want` distinct alarms were acked across all
 /// consumers; returns (consumer index, request id) of every delivery.
 async fn consume_all_acking(consumers: Vec<Consumer>, want: usize) -> Vec<(usize, String)> {
@@ -282,7 +271,7 @@ async fn three_consumers_on_two_replicas_share_1000_alarms_each_delivered_to_one
     );
     // The consumers are gone (dropped), their acks all applied.
     eventually(WAIT, "nothing pending, nothing in the backlog", || async {
-        subscriptions(&one).await
+        list_subscriptions(&one).await
             == [SharedSubscription {
                 name: "billing".into(),
                 consumers: 0,
@@ -454,7 +443,11 @@ async fn consumers_of_a_replica_that_stops_mid_stream_move_to_the_other_and_noth
     .map(|gateways| tokio::spawn(roaming_consumer(gateways, acked.clone(), 1000)))
     .collect();
     eventually(WAIT, "three consumers connected", || async {
-        subscriptions(&staying).await.first().map(|s| s.consumers) == Some(3)
+        list_subscriptions(&staying)
+            .await
+            .first()
+            .map(|s| s.consumers)
+            == Some(3)
     })
     .await;
     publish(&[&staying], "a", 0..500).await;
@@ -565,7 +558,7 @@ async fn after_max_attempts_an_alarm_is_dead_lettered(redis: Option<RedisConfig>
         1.0
     );
     eventually(WAIT, "nothing pending", || async {
-        subscriptions(&one).await.first().map(|s| s.pending) == Some(0)
+        list_subscriptions(&one).await.first().map(|s| s.pending) == Some(0)
     })
     .await;
 }
@@ -594,7 +587,7 @@ async fn no_more_than_max_outstanding_unacked_alarms_on_one_stream(redis: Option
     publish(&[&one], "a", 0..8).await;
     let got = consumer.take(5).await;
     consumer.assert_quiet(Duration::from_millis(700)).await;
-    let backlog = subscriptions(&one).await;
+    let backlog = list_subscriptions(&one).await;
     assert_eq!((backlog[0].pending, backlog[0].backlog), (5, 3));
     consumer.ack(&[&id_of(&got[0]), &id_of(&got[1])]);
     consumer.take(2).await;
@@ -643,7 +636,7 @@ async fn bad_first_messages_are_refused_by_field(redis: Option<RedisConfig>) {
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&status), ["subscription"]);
     // Nothing was created.
-    assert_eq!(subscriptions(&one).await, []);
+    assert_eq!(list_subscriptions(&one).await, []);
 }
 
 #[tokio::test]
@@ -719,7 +712,7 @@ async fn deleting_a_subscription_ends_its_streams(redis: Option<RedisConfig>) {
     billing.next().await;
     audit.next().await;
     eventually(WAIT, "both listed", || async {
-        subscriptions(&one).await
+        list_subscriptions(&one).await
             == [
                 SharedSubscription {
                     name: "audit".into(),
@@ -754,7 +747,7 @@ async fn deleting_a_subscription_ends_its_streams(redis: Option<RedisConfig>) {
     // The other subscription goes on.
     publish_one(&one, "after").await;
     assert_eq!(request_id_of(&audit.next().await), "after");
-    let names: Vec<String> = subscriptions(&one)
+    let names: Vec<String> = list_subscriptions(&one)
         .await
         .into_iter()
         .map(|s| s.name)
@@ -859,7 +852,7 @@ async fn a_full_stream_waiting_for_acks_still_counts_as_connected_with_redis() {
     full.next().await;
     // Longer than a silent consumer is counted (5 s).
     tokio::time::sleep(Duration::from_secs(7)).await;
-    let listed = subscriptions(&one).await;
+    let listed = list_subscriptions(&one).await;
     assert_eq!((listed[0].consumers, listed[0].pending), (1, 1));
     drop(full);
 }

@@ -56,3 +56,16 @@ pub async fn subscriber_that_never_reads(
 pub fn padded_callback_body(i: usize) -> serde_json::Value {
     super::callback_body("ORDER_1", "53%", &format!("{i}-{}", "x".repeat(120)))
 }
+
+/// The gateway's shared subscriptions, as ListSubscriptions reports them.
+pub async fn list_subscriptions(
+    gateway: &super::TestGateway,
+) -> Vec<mp_gateway::proto::SharedSubscription> {
+    gateway
+        .alarms()
+        .list_subscriptions(mp_gateway::proto::ListSubscriptionsRequest::default())
+        .await
+        .expect("ListSubscriptions answers")
+        .into_inner()
+        .subscriptions
+}

@@ -23,8 +23,8 @@ pub use gateway::{
     start_sandbox_with_traffic,
 };
 pub use grpc::{
-    error_reason, padded_callback_body, subscriber_that_never_reads, violated_fields, with_timeout,
-    with_token,
+    error_reason, list_subscriptions, padded_callback_body, subscriber_that_never_reads,
+    violated_fields, with_timeout, with_token,
 };
 pub use metrics::{counter, metric, metrics_page};
 pub use mp_double::{MpDouble, Reply};
